@@ -1,0 +1,1 @@
+"""The marketing source: daily ad-spend exports and their dlt source."""

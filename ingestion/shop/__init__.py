@@ -1,0 +1,1 @@
+"""The shop source: simulator of the operational database and its dlt source."""

@@ -1,0 +1,1 @@
+"""Orchestration: the Prefect flow built from the asset graph, the dbt executor, targets and the CLI."""

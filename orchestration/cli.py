@@ -1,0 +1,274 @@
+"""The ``headwater`` command line. Heavy imports (dbt, Prefect, dlt) happen inside the commands."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestration._env import apply_defaults
+
+apply_defaults()
+
+from orchestration.console import console  # noqa: E402
+from orchestration.project import Project  # noqa: E402
+
+app = typer.Typer(
+    name="headwater",
+    help="Headwater: dlt ingestion, dbt transformation and checks as one asset graph, run on Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ProjectDir = Annotated[
+    Path | None, typer.Option("--project-dir", help="Headwater project root (default: found from cwd).")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", "-t", help="Target in profiles/profiles.yml (default: HEADWATER_TARGET or dev)."),
+]
+DbtProject = Annotated[Path | None, typer.Option("--dbt-project", help="A dbt project to run instead of dbt_project/.")]
+ProfilesDir = Annotated[Path | None, typer.Option("--profiles-dir", help="Folder holding profiles.yml.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _project(project_dir: Path | None, dbt_project: Path | None = None, profiles_dir: Path | None = None) -> Project:
+    try:
+        return Project.discover(project_dir, dbt_project_dir=dbt_project, profiles_dir=profiles_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _target(project: Project, name: str | None):
+    from orchestration.targets import MissingCredentialError, UnknownTargetError, resolve_target
+
+    try:
+        return resolve_target(project, name)
+    except (MissingCredentialError, UnknownTargetError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def ensure_demo(project: Project) -> bool:
+    """Generate the demo inputs if absent; True when it did."""
+    from ingestion.marketing.simulator import write_spend
+    from ingestion.shop.simulator import create_shop
+
+    paths = project.source_paths
+    if paths.shop_db.exists():
+        return False
+    with console.status("generating the demo shop"):
+        state = create_shop(paths.shop_db)
+        write_spend(paths.marketing_landing, seed=state.seed, scale=state.scale, days=range(state.day + 1))
+    console.print(f"demo shop created at {paths.shop_db} (day {state.day})")
+    return True
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    scale: Annotated[float, typer.Option(help="Size multiplier: 1 gives ~12k order items, 80 gives ~1M.")] = 1.0,
+    advance: Annotated[bool, typer.Option("--advance", help="Move an existing shop forward in time.")] = False,
+    days: Annotated[int, typer.Option(help="Days to advance with --advance.")] = 1,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the demo inputs and create them anew.")] = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Generate the demo shop (SQLite) and marketing exports (CSV), or advance them in time."""
+    from ingestion.marketing.simulator import write_spend
+    from ingestion.shop.simulator import advance_shop, create_shop, read_state
+
+    project = _project(project_dir)
+    paths = project.source_paths
+    if reset:
+        shutil.rmtree(paths.shop_db.parent, ignore_errors=True)
+    if advance:
+        if not paths.shop_db.exists():
+            raise _fail(f"{paths.shop_db}: no demo shop to advance; run `headwater demo` first")
+        before = read_state(paths.shop_db)
+        with console.status(f"advancing the shop by {days} day(s)"):
+            state = advance_shop(paths.shop_db, days=days)
+            write_spend(
+                paths.marketing_landing, seed=state.seed, scale=state.scale, days=range(before.day + 1, state.day + 1)
+            )
+        console.print(f"shop advanced from day {before.day} to day {state.day}")
+        return
+    if paths.shop_db.exists():
+        console.print(f"demo shop already at {paths.shop_db}; use --advance to add days or --reset to recreate it")
+        return
+    with console.status("generating the demo shop"):
+        state = create_shop(paths.shop_db, seed=seed, scale=scale)
+        write_spend(paths.marketing_landing, seed=seed, scale=scale, days=range(state.day + 1))
+    console.print(f"demo shop created at {paths.shop_db} (seed {seed}, scale {scale}, day {state.day})")
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str] | None, typer.Argument(help="Sources to load (default: all).")] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Load the raw tables with dlt (without running dbt), then regenerate the dbt sources."""
+    from rich.table import Table
+
+    from ingestion import SOURCES, get_source, run_source
+    from orchestration.materialize import regenerate_sources
+
+    project = _project(project_dir)
+    resolved = _target(project, target)
+    ensure_demo(project)
+    names = sources or list(SOURCES)
+    try:
+        definitions = [get_source(n) for n in names]
+    except KeyError as exc:
+        raise _fail(exc.args[0]) from None
+    table = Table(title=f"Ingestion into {resolved.name}")
+    for column in ("source", "table", "new rows"):
+        table.add_column(column)
+    for definition in definitions:
+        with console.status(f"loading {definition.name}"):
+            result = run_source(
+                definition,
+                project.source_paths,
+                resolved.dlt_destination(),
+                target=resolved.name,
+                pipelines_dir=project.pipelines_dir,
+            )
+        for name in definition.tables:
+            table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
+    console.print(table)
+    for path in regenerate_sources(project, resolved):
+        console.print(f"regenerated {path}")
+
+
+@app.command()
+def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
+    """Write the dbt sources files (_<source>__sources.yml) from the dlt schemas of the last ingest."""
+    from ingestion import SOURCES, stored_schema, write_sources_yml
+
+    project = _project(project_dir)
+    resolved = _target(project, target)
+    for definition in SOURCES.values():
+        try:
+            schema = stored_schema(definition, target=resolved.name, pipelines_dir=project.pipelines_dir)
+        except LookupError as exc:
+            raise _fail(str(exc)) from None
+        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
+        console.print(f"{'wrote' if changed else 'unchanged'} {path}")
+
+
+@app.command()
+def assets(
+    selection: Annotated[str | None, typer.Argument(help="dbt-style selection, plus kind: and group:.")] = None,
+    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """List the assets of the graph: key, kind, group, upstream count."""
+    from rich.table import Table
+
+    from assets import SelectionError, select
+    from orchestration import dbt_executor
+    from orchestration.plan import asset_graph
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    with console.status("parsing the dbt project"):
+        try:
+            manifest = dbt_executor.parse(project, resolved)
+        except dbt_executor.DbtInvocationError as exc:
+            raise _fail(str(exc)) from None
+    graph = asset_graph(manifest, dbt_executor.project_defaults(project))
+    try:
+        chosen = select(graph, selection, exclude)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{len(chosen)} of {len(graph)} assets")
+    for column in ("key", "kind", "group", "upstream", "checks"):
+        table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
+    for key in graph.toposorted():
+        if key in chosen:
+            spec = graph.specs[key]
+            table.add_row(str(key), spec.kind.value, spec.group, str(len(spec.deps)), str(len(graph.checks_for(key))))
+    console.print(table)
+
+
+@app.command()
+def materialize(
+    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
+    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """The main job: ingest with dlt, build with dbt, run the checks, as one Prefect flow."""
+    from orchestration.console import RichReporter, summary_tables
+    from orchestration.materialize import materialize_flow
+    from orchestration.progress import set_reporter
+
+    project = _project(project_dir)
+    resolved = _target(project, target)
+    ensure_demo(project)
+    progress = RichReporter.progress_bar()
+    set_reporter(RichReporter(progress))
+    try:
+        with progress:
+            state = materialize_flow(
+                selection=selection,
+                exclude=exclude,
+                target=resolved.name,
+                project_dir=str(project.root),
+                return_state=True,
+            )
+    finally:
+        set_reporter(None)
+    try:
+        report = state.result(raise_on_failure=False)
+    except Exception as exc:  # the flow crashed before producing a report: show why, not a traceback
+        raise _fail(f"the run crashed: {exc}") from None
+    if isinstance(report, BaseException) or not hasattr(report, "ok"):
+        raise _fail(f"the run failed: {report or state.message}")
+    for table in summary_tables(report):
+        console.print(table)
+    if report.ok:
+        console.print(f"[green]materialized[/] on target {report.target} (flow run {report.run_id})")
+        return
+    console.print(f"[red]run failed[/] on target {report.target} (flow run {report.run_id})")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def docs(
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the docs on localhost after generating them.")] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Generate dbt docs (lineage from the dlt raw tables onwards); --serve to browse them."""
+    from orchestration import dbt_executor
+
+    project = _project(project_dir)
+    resolved = _target(project, target)
+    with console.status("dbt docs generate"):
+        result = dbt_executor.invoke(project, resolved, ["docs", "generate"])
+    if not result.success:
+        raise _fail(f"dbt docs generate failed: {result.exception or 'see data/dbt_logs/dbt.log'}")
+    index = project.dbt_target_path / "index.html"
+    console.print(f"docs written to {index}")
+    if serve:
+        console.print(f"serving on http://127.0.0.1:{port} (Ctrl+C to stop)")
+        dbt_executor.invoke(
+            project,
+            resolved,
+            ["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"],
+            quiet=False,
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,69 @@
+"""From a selection to a run plan: which sources to ingest, which dbt nodes to build."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from assets import AssetGraph, AssetKey, AssetKind, DbtTranslator, RunPolicy, build_asset_graph, select
+from ingestion import ingestion_specs
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one materialize run does, in order: ingest ``ingest`` tables, then build ``dbt_keys``."""
+
+    graph: AssetGraph
+    selected: frozenset[AssetKey]
+    ingest: dict[str, tuple[str, ...]]  # source name -> tables
+    dbt_keys: tuple[AssetKey, ...]
+
+    @property
+    def dbt_selectors(self) -> list[str]:
+        """dbt ``--select`` arguments: each node by full fqn, each selected raw table as ``source:`` (for its tests)."""
+        nodes = [".".join(self.graph.specs[k].fqn) for k in self.dbt_keys]
+        sources = sorted(
+            f"source:{spec.source_name}.{spec.name}"
+            for spec in (self.graph.specs[k] for k in self.selected)
+            if spec.unique_id.startswith("source.")
+        )
+        return nodes + sources
+
+    @property
+    def dbt_check_count(self) -> int:
+        keys = set(self.dbt_keys) | {k for k in self.selected if self.graph.specs[k].kind is AssetKind.DLT}
+        return sum(1 for c in self.graph.checks if c.asset_key in keys)
+
+
+def asset_graph(manifest: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> AssetGraph:
+    """The project's asset graph: dbt manifest + dlt tables."""
+    defaults = defaults or {}
+    translator = DbtTranslator(
+        RunPolicy(
+            retries=int(defaults.get("retries", 0)),
+            retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
+        )
+    )
+    return build_asset_graph(manifest=manifest, ingestion=ingestion_specs(), translator=translator)
+
+
+def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:
+    """The plan for ``selection`` minus ``exclude`` (dbt grammar plus ``kind:``/``group:``)."""
+    selected = select(graph, selection, exclude)
+    ingest: dict[str, list[str]] = defaultdict(list)
+    dbt_keys = []
+    for key in graph.toposorted():
+        if key not in selected:
+            continue
+        spec = graph.specs[key]
+        if spec.kind is AssetKind.DLT:
+            ingest[spec.meta["dlt_source"]].append(spec.name)
+        elif spec.kind.is_dbt:
+            dbt_keys.append(key)
+    return RunPlan(
+        graph=graph,
+        selected=frozenset(selected),
+        ingest={name: tuple(sorted(tables)) for name, tables in sorted(ingest.items())},
+        dbt_keys=tuple(dbt_keys),
+    )

@@ -1,0 +1,87 @@
+"""Where a Headwater project keeps things: the dbt project, the profiles, the data folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingestion.registry import SourcePaths
+
+
+@dataclass(frozen=True)
+class Project:
+    """The paths of one Headwater project.
+
+    ``root`` holds ``dbt_project/`` and ``profiles/``; ``data_dir`` (default ``root/data``, or
+    ``HEADWATER_DATA_DIR``) holds everything generated: the DuckDB warehouse, the demo inputs and dlt's
+    pipeline state. ``dbt_project_dir`` and ``profiles_dir`` may point at a dbt project Headwater did not
+    create.
+    """
+
+    root: Path
+    data_dir: Path
+    dbt_project_dir: Path
+    profiles_dir: Path
+
+    @classmethod
+    def discover(
+        cls,
+        root: Path | None = None,
+        *,
+        dbt_project_dir: Path | None = None,
+        profiles_dir: Path | None = None,
+    ) -> Project:
+        """The project at ``root``, else ``HEADWATER_PROJECT_DIR``, else the first folder up from the
+        working directory that holds ``dbt_project/``.
+
+        Raises:
+            FileNotFoundError: no project found; the message lists where it looked.
+        """
+        searched: list[str] = []
+        candidates: list[Path] = []
+        if root is not None:
+            candidates.append(Path(root))
+            searched.append(f"--project-dir {root}")
+        elif os.environ.get("HEADWATER_PROJECT_DIR"):
+            candidates.append(Path(os.environ["HEADWATER_PROJECT_DIR"]))
+            searched.append(f"HEADWATER_PROJECT_DIR={os.environ['HEADWATER_PROJECT_DIR']}")
+        else:
+            cwd = Path.cwd()
+            candidates.extend([cwd, *cwd.parents])
+            searched.append(f"{cwd} and its parents")
+        for candidate in candidates:
+            if (candidate / "dbt_project" / "dbt_project.yml").exists() or dbt_project_dir is not None:
+                base = candidate.resolve()
+                data = Path(os.environ.get("HEADWATER_DATA_DIR") or base / "data").resolve()
+                return cls(
+                    root=base,
+                    data_dir=data,
+                    dbt_project_dir=Path(dbt_project_dir or base / "dbt_project").resolve(),
+                    profiles_dir=Path(profiles_dir or base / "profiles").resolve(),
+                )
+        raise FileNotFoundError(
+            "no Headwater project (a folder with dbt_project/dbt_project.yml) found; searched: "
+            + "; ".join(searched)
+            + ". Run from the repository root or pass --project-dir."
+        )
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "headwater.duckdb"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.data_dir / "dlt_pipelines"
+
+    @property
+    def source_paths(self) -> SourcePaths:
+        return SourcePaths(
+            shop_db=self.data_dir / "demo" / "shop.db",
+            marketing_landing=self.data_dir / "demo" / "landing" / "marketing",
+        )
+
+    @property
+    def dbt_target_path(self) -> Path:
+        """dbt's artifacts (manifest, run results), kept per data folder so test runs never share them."""
+        return self.data_dir / "dbt_target"

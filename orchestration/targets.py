@@ -1,0 +1,149 @@
+"""Targets: ``profiles/profiles.yml`` rendered once for dbt, dlt and the checks alike.
+
+dbt reads the file itself; Headwater renders the same file with the same ``env_var()`` semantics, so
+the destination dlt loads into is, by construction, the warehouse dbt builds in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from orchestration.project import Project
+
+PROFILE = "headwater"
+TARGET_ENV = "HEADWATER_TARGET"
+DEFAULT_TARGET = "dev"
+
+
+class MissingCredentialError(RuntimeError):
+    """A variable a target needs is not set; the message names it and where it was looked for."""
+
+
+class UnknownTargetError(ValueError):
+    """The requested target is not defined in profiles.yml."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One rendered output of the ``headwater`` profile."""
+
+    name: str
+    type: str
+    config: dict[str, Any] = field(repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Variables to set for dbt so that it renders the same target (never holds secrets)."""
+
+    def dlt_destination(self):
+        """The dlt destination for this target."""
+        import dlt
+
+        if self.type == "duckdb":
+            return dlt.destinations.duckdb(str(self.config["path"]))
+        if self.type == "postgres":
+            c = self.config
+            # dlt requires a password even where the server trusts the connection.
+            credentials = {
+                "host": c["host"],
+                "port": int(c.get("port", 5432)),
+                "username": c["user"],
+                "password": c.get("password") or "unused",
+                "database": c["dbname"],
+            }
+            return dlt.destinations.postgres(credentials=credentials)
+        if self.type == "snowflake":
+            c = self.config
+            credentials = {
+                "host": c["account"],
+                "username": c["user"],
+                "password": c["password"],
+                "database": c["database"],
+                "warehouse": c["warehouse"],
+                "role": c.get("role"),
+            }
+            return dlt.destinations.snowflake(credentials=credentials)
+        raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot load into")
+
+
+def _renderer(missing: list[str]) -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # YAML, not HTML: nothing to escape
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    env.globals["env_var"] = env_var
+    env.filters["as_number"] = lambda value: value
+    env.filters["as_bool"] = lambda value: value
+    env.filters["as_text"] = lambda value: value
+    return env
+
+
+def _render(value: Any, env: jinja2.Environment) -> Any:
+    if isinstance(value, str):
+        return env.from_string(value).render() if "{{" in value else value
+    if isinstance(value, dict):
+        return {k: _render(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, env) for v in value]
+    return value
+
+
+def resolve_target(project: Project, name: str | None = None) -> Target:
+    """The target called ``name`` (else ``HEADWATER_TARGET``, else ``dev``), rendered.
+
+    The dev DuckDB path is made absolute under the project's data folder, so dlt and dbt agree on it
+    whatever the working directory.
+
+    Raises:
+        UnknownTargetError: no such output in the profile.
+        MissingCredentialError: a required variable is unset; names every missing variable.
+    """
+    profiles_file = project.profiles_dir / "profiles.yml"
+    if not profiles_file.exists():
+        raise FileNotFoundError(f"{profiles_file}: no profiles.yml; pass --profiles-dir to point at yours")
+    document = yaml.safe_load(profiles_file.read_text()) or {}
+    profile = document.get(PROFILE)
+    if profile is None:
+        raise UnknownTargetError(f"{profiles_file}: no profile named {PROFILE!r}")
+    name = name or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    outputs = profile.get("outputs", {})
+    if name not in outputs:
+        raise UnknownTargetError(
+            f"{profiles_file}: profile {PROFILE!r} has no target {name!r}; targets: {', '.join(sorted(outputs))}"
+        )
+    env_overrides = {TARGET_ENV: name}
+    if outputs[name].get("type") == "duckdb":
+        env_overrides["HEADWATER_DUCKDB_PATH"] = os.environ.get("HEADWATER_DUCKDB_PATH") or str(project.duckdb_path)
+    missing: list[str] = []
+    saved = {k: os.environ.get(k) for k in env_overrides}
+    os.environ.update(env_overrides)
+    try:
+        config = _render(outputs[name], _renderer(missing))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if missing:
+        names = ", ".join(sorted(set(missing)))
+        raise MissingCredentialError(
+            f"target {name!r} needs environment variable(s) {names}; searched: the process environment "
+            f"(env_var() in {profiles_file}, output {name!r}). Set them, or store them in a Prefect Secret "
+            "block for deployments."
+        )
+    if config.get("type") == "duckdb":
+        path = Path(config["path"])
+        config["path"] = str(path if path.is_absolute() else (project.root / path).resolve())
+        env_overrides["HEADWATER_DUCKDB_PATH"] = config["path"]
+    return Target(name=name, type=str(config.get("type")), config=config, env=env_overrides)

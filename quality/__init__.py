@@ -1,0 +1,1 @@
+"""Checks on assets: dbt tests and Great Expectations suites (issue 4)."""
