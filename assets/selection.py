@@ -46,9 +46,14 @@ def _prefix(parts: list[str], fqn: tuple[str, ...]) -> bool:
 def _match_fqn(spec: AssetSpec, value: str) -> bool:
     """dbt's default method: the node's name, or a dotted prefix of its fqn with or without the package.
 
-    Headwater adds the asset key itself (``marts.orders``).
+    As in dbt, sources and exposures are not matched by name (use ``source:``); Headwater adds the full
+    asset key (``marts.orders``, ``raw_shop.orders``) for every kind.
     """
-    if _wild(value, str(spec.key)) or (spec.fqn and _wild(value, spec.fqn[-1])) or _wild(value, spec.name):
+    if _wild(value, str(spec.key)):
+        return True
+    if not (spec.kind.is_dbt or spec.kind is AssetKind.PYTHON):
+        return False
+    if (spec.fqn and _wild(value, spec.fqn[-1])) or _wild(value, spec.name):
         return True
     parts = value.split(".")
     return bool(spec.fqn) and (_prefix(parts, spec.fqn) or _prefix(parts, spec.fqn[1:]))

@@ -58,7 +58,7 @@ def run_source(
     recovered = 0
     if pipeline.has_pending_data:
         recovered = len(pipeline.list_normalized_load_packages()) + len(pipeline.list_extracted_load_packages())
-        pipeline.normalize(loader_file_format="parquet")
+        pipeline.normalize()
         pipeline.load()
     source = definition.build(paths)
     if tables is not None:

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from assets import AssetKey, AssetKind, AssetSpec, CycleError, DuplicateAssetError, ManifestError, build_asset_graph
+from assets.dbt_manifest import load_manifest, specs_from_manifest
+from ingestion import SOURCES, ingestion_specs
+
+
+def test_demo_graph_has_every_kind_and_one_node_per_raw_table(manifest: dict) -> None:
+    graph = build_asset_graph(manifest=manifest, ingestion=ingestion_specs())
+    kinds = {spec.kind for spec in graph.specs.values()}
+    assert {AssetKind.DLT, AssetKind.DBT_MODEL, AssetKind.DBT_SEED, AssetKind.DBT_SNAPSHOT, AssetKind.EXPOSURE} <= kinds
+    orders = graph.get("raw_shop.orders")
+    assert orders.kind is AssetKind.DLT
+    assert orders.unique_id == "source.headwater.raw_shop.orders"  # the dlt table IS the dbt source
+    assert not any(s.kind is AssetKind.SOURCE for s in graph.specs.values()), "every source is loaded by dlt"
+    assert graph.get("staging.stg_shop__orders").deps == (AssetKey.parse("raw_shop.orders"),)
+    assert AssetKey.parse("marts.orders") in graph.downstream([AssetKey.parse("raw_shop.orders")])
+
+
+def test_key_alignment_for_every_source(manifest: dict) -> None:
+    """dlt dataset/table == dbt source schema/table, for every table of every source."""
+    sources = {
+        (node["source_name"], node["schema"], node["name"])
+        for node in manifest["sources"].values()
+        if node["package_name"] == "headwater"
+    }
+    for definition in SOURCES.values():
+        for table in definition.tables:
+            assert (definition.dataset, definition.dataset, table) in sources, (definition.name, table)
+    dbt_raw = {(schema, name) for _, schema, name in sources}
+    dlt_raw = {(d.dataset, t) for d in SOURCES.values() for t in d.tables}
+    assert dbt_raw == dlt_raw
+
+
+def test_checks_attach_to_the_model_they_test(manifest: dict) -> None:
+    graph = build_asset_graph(manifest=manifest, ingestion=ingestion_specs())
+    names = {c.name for c in graph.checks_for(AssetKey.parse("marts.orders"))}
+    assert "unique_orders_order_id" in names
+    rel = next(c for c in graph.checks if c.name.startswith("relationships_orders_customer_id"))
+    assert rel.asset_key == AssetKey.parse("marts.orders")
+    assert rel.severity.value == "warn"
+    assert rel.extra_assets == (AssetKey.parse("marts.customers"),)
+    source_check = next(c for c in graph.checks if c.name == "source_unique_raw_shop_orders_id")
+    assert source_check.asset_key == AssetKey.parse("raw_shop.orders")
+
+
+def test_cycle_is_refused_with_its_path() -> None:
+    a, b = AssetKey.parse("x.a"), AssetKey.parse("x.b")
+    specs = [AssetSpec(key=a, kind=AssetKind.PYTHON, deps=(b,)), AssetSpec(key=b, kind=AssetKind.PYTHON, deps=(a,))]
+    with pytest.raises(CycleError, match=r"x\.a -> x\.b -> x\.a|x\.b -> x\.a -> x\.b"):
+        build_asset_graph(python_assets=specs)
+
+
+def test_python_asset_clashing_with_a_model_is_refused(manifest: dict) -> None:
+    clash = AssetSpec(key=AssetKey.parse("marts.orders"), kind=AssetKind.PYTHON, unique_id="python.orders")
+    with pytest.raises(DuplicateAssetError, match="marts.orders"):
+        build_asset_graph(manifest=manifest, python_assets=[clash])
+
+
+def test_malformed_manifest_errors_name_file_and_entries(tmp_path) -> None:
+    bad = tmp_path / "manifest.json"
+    bad.write_text("{not json")
+    with pytest.raises(ManifestError, match=str(bad)):
+        load_manifest(bad)
+    bad.write_text('{"nodes": []}')
+    with pytest.raises(ManifestError, match="not a dbt manifest"):
+        load_manifest(bad)
+    broken = {"nodes": {"model.p.a": {"resource_type": "model", "name": "a"}, "model.p.b": "oops"}}
+    with pytest.raises(ManifestError) as info:
+        specs_from_manifest(broken)
+    assert "model.p.a" in str(info.value) and "model.p.b" in str(info.value)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+
+from assets import SelectionError, build_asset_graph, select
+from ingestion import ingestion_specs
+
+
+@pytest.fixture(scope="module")
+def graph(manifest: dict):
+    return build_asset_graph(manifest=manifest, ingestion=ingestion_specs())
+
+
+def names(keys) -> set[str]:
+    return {str(k) for k in keys}
+
+
+def test_everything_by_default(graph) -> None:
+    assert select(graph) == set(graph.specs)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("orders", {"marts.orders"}),
+        ("marts.orders", {"marts.orders"}),
+        (
+            "+daily_revenue",
+            {
+                "marts.daily_revenue",
+                "marts.orders",
+                "intermediate.int_orders__items_summed",
+                "intermediate.int_payments__summed",
+                "staging.stg_shop__orders",
+                "staging.stg_shop__order_items",
+                "staging.stg_shop__payments",
+                "staging.stg_shop__customers",
+                "raw_shop.orders",
+                "raw_shop.order_items",
+                "raw_shop.payments",
+                "raw_shop.customers",
+            },
+        ),
+        ("1+daily_revenue", {"marts.daily_revenue", "marts.orders"}),
+        ("marketing_roi+", {"marts.marketing_roi", "exposures.revenue_dashboard"}),
+        ("source:raw_marketing", {"raw_marketing.ad_spend"}),
+        ("source:raw_shop.payments+1", {"raw_shop.payments", "staging.stg_shop__payments"}),
+        ("resource_type:seed", {"seeds.channels"}),
+        ("resource_type:snapshot", {"snapshots.customers_snapshot"}),
+        ("config.materialized:incremental", {"marts.order_items"}),
+        ("path:models/staging/marketing", {"staging.stg_marketing__ad_spend", "raw_marketing.ad_spend"}),
+        ("staging.marketing", {"staging.stg_marketing__ad_spend"}),
+        ("raw_shop.orders", {"raw_shop.orders"}),
+        ("kind:dlt,source:raw_marketing", {"raw_marketing.ad_spend"}),
+        ("group:marts,config.materialized:incremental", {"marts.order_items"}),
+        ("seeds.channels snapshots.customers_snapshot", {"seeds.channels", "snapshots.customers_snapshot"}),
+        (
+            "stg_shop__*,config.materialized:view",
+            {
+                "staging.stg_shop__orders",
+                "staging.stg_shop__order_items",
+                "staging.stg_shop__payments",
+                "staging.stg_shop__customers",
+                "staging.stg_shop__products",
+            },
+        ),
+    ],
+)
+def test_expressions(graph, expression: str, expected: set[str]) -> None:
+    assert names(select(graph, expression)) == expected
+
+
+def test_at_operator_adds_ancestors_of_descendants(graph) -> None:
+    chosen = names(select(graph, "@stg_marketing__ad_spend"))
+    assert {"marts.marketing_roi", "marts.orders", "seeds.channels", "raw_shop.orders"} <= chosen
+
+
+def test_exclude(graph) -> None:
+    chosen = names(select(graph, "group:marts", exclude="orders customers"))
+    assert chosen == {"marts.daily_revenue", "marts.marketing_roi", "marts.order_items"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("colour:red", "unknown selection method 'colour'"),
+        ("tag:", "needs a value"),
+        ("a,,b", "empty criterion"),
+        ("@+orders", "cannot"),
+    ],
+)
+def test_bad_expressions_say_why(graph, expression: str, message: str) -> None:
+    with pytest.raises(SelectionError, match=message):
+        select(graph, expression)
