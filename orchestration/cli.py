@@ -54,6 +54,19 @@ def _target(project: Project, name: str | None):
         raise _fail(str(exc)) from None
 
 
+def _graph(project: Project, resolved):
+    """Parse the dbt project and build its asset graph (errors printed, not raised)."""
+    from orchestration import dbt_executor
+    from orchestration.plan import asset_graph
+
+    with console.status("parsing the dbt project"):
+        try:
+            manifest = dbt_executor.parse(project, resolved)
+        except dbt_executor.DbtInvocationError as exc:
+            raise _fail(str(exc)) from None
+    return asset_graph(manifest, dbt_executor.project_defaults(project), project.is_headwater_dbt_project)
+
+
 def ensure_demo(project: Project) -> bool:
     """Generate the demo inputs if absent; True when it did."""
     from ingestion.marketing.simulator import write_spend
@@ -174,56 +187,46 @@ def assets(
     from rich.table import Table
 
     from assets import SelectionError, select
-    from orchestration import dbt_executor
-    from orchestration.plan import asset_graph
+    from assets.run_log import stale_reasons
+    from orchestration.run_log import RunLog
 
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
-    with console.status("parsing the dbt project"):
-        try:
-            manifest = dbt_executor.parse(project, resolved)
-        except dbt_executor.DbtInvocationError as exc:
-            raise _fail(str(exc)) from None
-    graph = asset_graph(manifest, dbt_executor.project_defaults(project))
+    graph = _graph(project, resolved)
     try:
         chosen = select(graph, selection, exclude)
     except SelectionError as exc:
         raise _fail(str(exc)) from None
+    stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest(successful_only=True))
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
-    for column in ("key", "kind", "group", "upstream", "checks"):
+    for column in ("key", "kind", "group", "upstream", "checks", "stale"):
         table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
     for key in graph.toposorted():
         if key in chosen:
             spec = graph.specs[key]
-            table.add_row(str(key), spec.kind.value, spec.group, str(len(spec.deps)), str(len(graph.checks_for(key))))
+            table.add_row(
+                str(key),
+                spec.kind.value,
+                spec.group,
+                str(len(spec.deps)),
+                str(len(graph.checks_for(key))),
+                f"[yellow]{stale[key]}[/]" if key in stale else "",
+            )
     console.print(table)
 
 
-@app.command()
-def materialize(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
-    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
-    target: TargetOpt = None,
-    project_dir: ProjectDir = None,
-) -> None:
-    """The main job: ingest with dlt, build with dbt, run the checks, as one Prefect flow."""
+def _run_flow(project: Project, resolved, **parameters) -> None:
+    """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed."""
     from orchestration.console import RichReporter, summary_tables
     from orchestration.materialize import materialize_flow
     from orchestration.progress import set_reporter
 
-    project = _project(project_dir)
-    resolved = _target(project, target)
-    ensure_demo(project)
     progress = RichReporter.progress_bar()
     set_reporter(RichReporter(progress))
     try:
         with progress:
             state = materialize_flow(
-                selection=selection,
-                exclude=exclude,
-                target=resolved.name,
-                project_dir=str(project.root),
-                return_state=True,
+                target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
             )
     finally:
         set_reporter(None)
@@ -235,11 +238,128 @@ def materialize(
         raise _fail(f"the run failed: {report or state.message}")
     for table in summary_tables(report):
         console.print(table)
+    for message in report.mirror_errors[:5]:
+        console.print(f"[yellow]task-run recording:[/] {message}")
+    if report.disabled_notifiers:
+        console.print(
+            f"[dim]alert notifiers off (their variables are unset): {', '.join(report.disabled_notifiers)}[/]"
+        )
     if report.ok:
         console.print(f"[green]materialized[/] on target {report.target} (flow run {report.run_id})")
         return
-    console.print(f"[red]run failed[/] on target {report.target} (flow run {report.run_id})")
+    console.print(
+        f"[red]run failed[/] on target {report.target} (flow run {report.run_id}); "
+        "`headwater retry` re-runs only the failed and skipped assets"
+    )
     raise typer.Exit(code=1)
+
+
+@app.command()
+def materialize(
+    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
+    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
+    target: TargetOpt = None,
+    retries: Annotated[
+        int | None, typer.Option(help="Retry budget for every model (overrides meta and defaults).")
+    ] = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """The main job: ingest with dlt, build with dbt, run the checks, as one Prefect flow."""
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    if project.is_headwater_dbt_project:
+        ensure_demo(project)
+    _run_flow(
+        project,
+        resolved,
+        selection=selection,
+        exclude=exclude,
+        retries=retries,
+        dbt_project=str(project.dbt_project_dir),
+        profiles_dir=str(project.profiles_dir),
+    )
+
+
+@app.command()
+def retry(
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Re-run only the assets that failed or were skipped in the last run on the target."""
+    from orchestration.run_log import RunLog
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    log = RunLog.for_target(project, resolved)
+    last = log.last_run(resolved.name)
+    if last is None:
+        raise _fail(f"no run recorded on target {resolved.name}; run `headwater materialize` first")
+    todo = sorted(m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped"))
+    if not todo:
+        console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets")
+        return
+    console.print(
+        f"retrying {len(todo)} asset(s) of run {last['run_id']}: {', '.join(todo[:10])}{' ...' if len(todo) > 10 else ''}"
+    )
+    _run_flow(
+        project,
+        resolved,
+        selection=" ".join(f"key:{k}" for k in todo),
+        exclude=None,
+        retries=None,
+        dbt_project=str(project.dbt_project_dir),
+        profiles_dir=str(project.profiles_dir),
+    )
+
+
+@app.command()
+def status(
+    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """The last materialization of each asset (run, status, attempts, rows, when) and whether it is stale."""
+    from rich.table import Table
+
+    from assets import SelectionError, select
+    from assets.run_log import stale_reasons
+    from orchestration.console import styled
+    from orchestration.run_log import RunLog
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    graph = _graph(project, resolved)
+    try:
+        chosen = select(graph, selection)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+    log = RunLog.for_target(project, resolved)
+    latest = log.latest()
+    stale = stale_reasons(graph, log.latest(successful_only=True))
+    table = Table(title=f"Asset status on {resolved.name}")
+    for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "stale"):
+        table.add_column(column)
+    for key in graph.toposorted():
+        if key not in chosen or not graph.specs[key].kind.is_materializable:
+            continue
+        record = latest.get(str(key))
+        table.add_row(
+            str(key),
+            graph.specs[key].kind.value,
+            styled(record.status) if record else "[dim]never[/]",
+            str(record.attempts) if record else "",
+            "" if record is None or record.rows is None else f"{record.rows:,}",
+            record.ended_at.strftime("%Y-%m-%d %H:%M:%S") if record and record.ended_at else "",
+            (record.run_id[:8] if record else ""),
+            f"[yellow]{stale[key]}[/]" if key in stale else "",
+        )
+    console.print(table)
 
 
 @app.command()

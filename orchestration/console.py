@@ -61,30 +61,37 @@ def styled(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def summary_tables(report) -> list[Table]:  # report: orchestration.materialize.MaterializeReport
-    """The end-of-run summary: what was loaded, what was built, what the checks said."""
+def summary_tables(report) -> list[Table]:  # report: orchestration.report.MaterializeReport
+    """The end-of-run summary: what was loaded, what was built, what the checks said, who was alerted."""
     tables = []
     if report.ingested:
         loads = Table(title="Ingestion (new rows this run)")
-        loads.add_column("source")
-        loads.add_column("table")
-        loads.add_column("rows", justify="right")
+        for column in ("source", "table", "rows"):
+            loads.add_column(column, justify="right" if column == "rows" else "left")
         for load in report.ingested:
             if not load.rows:
                 loads.add_row(load.source, f"{load.dataset}.*", "0")
             for table, rows in load.rows.items():
                 loads.add_row(load.source, f"{load.dataset}.{table}", f"{rows:,}")
         tables.append(loads)
-    if report.build is not None:
-        built = Table(title="dbt build")
-        for column in ("status", "models/seeds/snapshots", "tests"):
-            built.add_column(column, justify="right" if column != "status" else "left")
-        statuses = sorted({r.status for r in report.build.results})
+    if report.assets:
+        by_kind = Table(title=f"Assets ({report.rounds} dbt invocation(s))")
+        statuses = sorted({r.status for r in report.assets.values()})
+        by_kind.add_column("kind")
         for status in statuses:
-            nodes = sum(1 for r in report.build.results if r.status == status and not r.unique_id.startswith("test."))
-            tests = sum(1 for r in report.build.results if r.status == status and r.unique_id.startswith("test."))
-            built.add_row(styled(status), str(nodes), str(tests))
-        tables.append(built)
+            by_kind.add_column(styled(status), justify="right")
+        for kind in sorted({r.kind for r in report.assets.values()}):
+            counts = [sum(1 for r in report.assets.values() if r.kind == kind and r.status == s) for s in statuses]
+            by_kind.add_row(kind, *[str(c) for c in counts])
+        tables.append(by_kind)
+    retried = [r for r in report.assets.values() if r.attempts > 1 or r.status in ("failed", "skipped")]
+    if retried:
+        detail = Table(title="Assets that failed, were skipped or needed retries")
+        for column in ("asset", "status", "attempts", "error"):
+            detail.add_column(column)
+        for result in sorted(retried, key=lambda r: r.key):
+            detail.add_row(result.key, styled(result.status), str(result.attempts), result.message[:120])
+        tables.append(detail)
     problems = [c for c in report.checks if c.status not in ("pass", "success")]
     if problems:
         checks = Table(title="Checks that did not pass")
@@ -99,12 +106,14 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.materialize.
                 "" if result.failures is None else str(result.failures),
             )
         tables.append(checks)
-    failed = [(k, s) for k, s in report.asset_status.items() if s in ("error", "fail", "skipped")]
-    if failed:
-        assets = Table(title="Assets not materialized")
-        assets.add_column("asset")
-        assets.add_column("status")
-        for key, status in failed:
-            assets.add_row(key, styled(status))
-        tables.append(assets)
+    if report.alerts_sent or report.alert_errors:
+        alerts = Table(title="Alerts")
+        alerts.add_column("notifier")
+        alerts.add_column("asset")
+        alerts.add_column("result")
+        for notifier, key in report.alerts_sent:
+            alerts.add_row(notifier, key, styled("success"))
+        for error in report.alert_errors:
+            alerts.add_row("", "", f"[red]{error}[/]")
+        tables.append(alerts)
     return tables

@@ -1,83 +1,37 @@
-"""The materialize flow: ingest the selected raw tables, build the selected dbt nodes, collect checks.
+"""The materialize flow: ingest the selected raw tables, build the selected dbt nodes, record everything.
 
-Issue 2's shape: one Prefect task per ingestion source, one for the dbt build (dbt's own threads), one
-for the checks. (Per-node task runs, retries and alerts are the engine's job: issue 3.)
+One Prefect flow run; every dlt table, dbt model, seed, snapshot and test of the selection is its own
+task run (mirrored from the work as it happens, see ``task_mirror``), wired by the asset graph's edges.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, CheckSpec, Severity
-from ingestion import LoadResult, get_source, run_source, write_sources_yml
+from assets import AssetKey, AssetKind, RunPolicy
+from ingestion import SOURCES, get_source, run_source, stored_schema, write_sources_yml
 from orchestration import dbt_executor
-from orchestration.dbt_executor import BuildResult, NodeEvent
+from orchestration.alerts import AlertRouter, alerts_file, load_router
+from orchestration.engine import DbtNodePolicy, DbtSegment
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
+from orchestration.report import AssetResult, MaterializeReport, alerts_for, check_results, records
+from orchestration.run_log import RunLog
 from orchestration.targets import Target, resolve_target
-
-_PASSING = {"success", "pass"}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: CheckSpec
-    status: str  # pass | warn | fail | error | skipped
-    failures: int | None = None
-    message: str = ""
-
-    @property
-    def blocking_failure(self) -> bool:
-        return self.status in ("fail", "error") and self.check.severity is Severity.ERROR
-
-
-@dataclass
-class MaterializeReport:
-    run_id: str
-    target: str
-    selection: str | None
-    ingested: list[LoadResult] = field(default_factory=list)
-    build: BuildResult | None = None
-    checks: list[CheckResult] = field(default_factory=list)
-    asset_status: dict[str, str] = field(default_factory=dict)
-    sources_regenerated: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        failed_nodes = self.build is not None and any(
-            r.status in ("error", "fail") for r in self.build.results if not r.unique_id.startswith("test.")
-        )
-        return not failed_nodes and not any(c.blocking_failure for c in self.checks)
-
-
-@task(name="ingest", task_run_name="ingest-{source_name}")
-def ingest_task(source_name: str, tables: tuple[str, ...], project_root: str, target_name: str) -> LoadResult:
-    """Load ``tables`` of ``source_name`` with dlt into the target's warehouse."""
-    project = Project.discover(Path(project_root))
-    target = resolve_target(project, target_name)
-    definition = get_source(source_name)
-    result = run_source(
-        definition,
-        project.source_paths,
-        target.dlt_destination(),
-        target=target.name,
-        pipelines_dir=project.pipelines_dir,
-        tables=tables,
-    )
-    get_run_logger().info("%s: %s new rows %s", source_name, result.total_rows, result.rows)
-    return result
+from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
 
 
 def regenerate_sources(project: Project, target: Target) -> list[str]:
     """Rewrite the generated dbt sources from the dlt schemas; returns the files whose content changed."""
-    from ingestion import SOURCES, stored_schema
-
+    if not project.is_headwater_dbt_project:
+        return []
     changed = []
     for definition in SOURCES.values():
         try:
@@ -90,88 +44,222 @@ def regenerate_sources(project: Project, target: Target) -> list[str]:
     return changed
 
 
-@task(name="dbt-build")
-def dbt_build_task(plan_selectors: list[str] | None, project_root: str, target_name: str, total: int) -> BuildResult:
-    """One in-process ``dbt build`` of the selected nodes with dbt's own threads."""
-    project = Project.discover(Path(project_root))
-    target = resolve_target(project, target_name)
+def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask]:
+    """One task per selected dlt table and dbt node, and per test on them, with the manifest's edges."""
+    graph = plan.graph
+    selected_ids = {graph.specs[k].unique_id: k for k in plan.selected if graph.specs[k].kind.is_materializable}
+    tasks = []
+    nodes = manifest.get("nodes") or {}
+    for unique_id, key in selected_ids.items():
+        spec = graph.specs[key]
+        deps = (nodes.get(unique_id) or {}).get("depends_on", {}).get("nodes") or []
+        tasks.append(
+            MirroredTask(
+                node_id=unique_id,
+                name=str(key),
+                tags=tuple(sorted({spec.kind.value, f"group:{spec.group}", *spec.tags})),
+                retries=spec.policy.retries,
+                upstream=tuple(sorted(d for d in deps if d in selected_ids)),
+            )
+        )
+    for check in graph.checks:
+        node = nodes.get(check.unique_id) or {}
+        deps = node.get("depends_on", {}).get("nodes") or []
+        if any(d in selected_ids for d in deps):
+            tasks.append(
+                MirroredTask(
+                    node_id=check.unique_id,
+                    name=check.id,
+                    tags=("check", f"severity:{check.severity.value}"),
+                    retries=int(((node.get("config") or {}).get("meta") or {}).get("headwater", {}).get("retries", 0)),
+                    upstream=tuple(sorted(d for d in deps if d in selected_ids)),
+                )
+            )
+    return tasks
+
+
+def node_policies(plan: RunPlan, manifest: dict[str, Any], retries: int | None) -> dict[str, DbtNodePolicy]:
+    """Retry budget per dbt node: meta.headwater, then dbt_project.yml defaults, with ``retries`` overriding
+    both for models, seeds and snapshots. Tests keep 0 unless their own meta says otherwise."""
+    policies: dict[str, DbtNodePolicy] = {}
+    for spec in plan.graph.specs.values():
+        if spec.kind.is_dbt:
+            policy: RunPolicy = spec.policy
+            budget = policy.retries if retries is None else retries
+            policies[spec.unique_id] = DbtNodePolicy(budget, policy.retry_delay_seconds)
+    for check in plan.graph.checks:
+        node = (manifest.get("nodes") or {}).get(check.unique_id) or {}
+        hw = ((node.get("config") or {}).get("meta") or {}).get("headwater") or {}
+        policies[check.unique_id] = DbtNodePolicy(int(hw.get("retries", 0)), float(hw.get("retry_delay_seconds", 0)))
+    return policies
+
+
+def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirror, report: MaterializeReport) -> None:
     progress = reporter()
-    progress.phase("dbt build", total=total)
+    progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
+    for source_name, tables in plan.ingest.items():
+        definition = get_source(source_name)
+        keys = {table: AssetKey.of(definition.dataset, table) for table in tables}
+        ids = {table: plan.graph.specs[key].unique_id for table, key in keys.items()}
+        started = datetime.now(UTC)
+        for table in tables:
+            mirror.open(ids[table], started)
+        try:
+            load = run_source(
+                definition,
+                project.source_paths,
+                target.dlt_destination(),
+                target=target.name,
+                pipelines_dir=project.pipelines_dir,
+                tables=tables,
+            )
+        except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
+            ended = datetime.now(UTC)
+            message = f"{type(exc).__name__}: {exc}"
+            for table in tables:
+                mirror.finish(ids[table], Outcome.FAILED, message, ended)
+                report.assets[str(keys[table])] = AssetResult(
+                    str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
+                )
+                progress.advance(str(keys[table]))
+            continue
+        ended = datetime.now(UTC)
+        report.ingested.append(load)
+        for table in tables:
+            rows = load.rows.get(table, 0)
+            mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
+            status = "success" if rows else "unchanged"
+            report.assets[str(keys[table])] = AssetResult(
+                str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
+            )
+            progress.advance(str(keys[table]))
+    progress.done()
 
-    def on_event(event: NodeEvent) -> None:
-        if event.kind == "finish":
-            progress.advance(event.unique_id.split(".", 2)[-1])
 
+def _build(
+    project: Project,
+    target: Target,
+    plan: RunPlan,
+    manifest: dict[str, Any],
+    mirror: TaskRunMirror,
+    report: MaterializeReport,
+    *,
+    retries: int | None,
+    whole_project: bool,
+) -> None:
+    failed_raw = [AssetKey.parse(k) for k, r in report.assets.items() if r.status == "failed"]
+    blocked = plan.graph.downstream(failed_raw) & set(plan.dbt_keys)
+    keys = [k for k in plan.dbt_keys if k not in blocked]
+    now = datetime.now(UTC)
+    for key in sorted(blocked):
+        spec = plan.graph.specs[key]
+        mirror.finish(spec.unique_id, Outcome.SKIPPED, "an upstream raw table failed to load", now)
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "skipped", 0, None, None, node_id=spec.unique_id
+        )
+    if not keys:
+        return
+    sub = RunPlan(graph=plan.graph, selected=plan.selected - blocked, ingest=plan.ingest, dbt_keys=tuple(keys))
+    selectors = None if whole_project and not blocked else sub.dbt_selectors
+    progress = reporter()
+    progress.phase("dbt build", total=len(keys) + sub.dbt_check_count)
+    segment = DbtSegment(
+        project,
+        target,
+        manifest,
+        mirror,
+        node_policies(plan, manifest, retries),
+        on_progress=lambda uid, status: progress.advance(uid.split(".", 2)[-1]),
+    )
     try:
-        return dbt_executor.build(project, target, plan_selectors, on_event=on_event)
+        outcomes = segment.run(selectors)
     finally:
         progress.done()
-
-
-def collect_checks(plan: RunPlan, build: BuildResult | None) -> list[CheckResult]:
-    """dbt test results mapped to checks ``(asset key, check name)`` with their severity."""
-    if build is None:
-        return []
-    by_id = {c.unique_id: c for c in plan.graph.checks}
-    results = []
-    for node in build.results:
-        check = by_id.get(node.unique_id)
-        if check is None:
-            continue
-        results.append(CheckResult(check=check, status=node.status, failures=node.failures, message=node.message))
-    return sorted(results, key=lambda r: (str(r.check.asset_key), r.check.name))
-
-
-def _asset_status(plan: RunPlan, report: MaterializeReport) -> dict[str, str]:
-    status: dict[str, str] = {}
-    for load in report.ingested:
-        for table in get_source(load.source).tables:
-            key = AssetKey.of(load.dataset, table)
-            if key in plan.selected:
-                status[str(key)] = "success"
+    report.rounds = segment.rounds
     by_id = plan.graph.by_unique_id()
-    for node in report.build.results if report.build else []:
-        key = by_id.get(node.unique_id)
-        if key is not None:
-            status[str(key)] = node.status
-    return dict(sorted(status.items()))
+    for uid, outcome in outcomes.items():
+        key = by_id.get(uid)
+        if key is None:
+            continue
+        status = "success" if outcome.succeeded else ("failed" if outcome.failed else outcome.status)
+        report.assets[str(key)] = AssetResult(
+            str(key),
+            plan.graph.specs[key].kind.value,
+            status,
+            outcome.attempts,
+            outcome.started_at,
+            outcome.ended_at,
+            rows=outcome.rows,
+            message=outcome.message if outcome.failed else "",
+            node_id=uid,
+        )
+    report.checks = check_results(plan.graph, outcomes)
 
 
-@flow(name="headwater-materialize", log_prints=False, validate_parameters=False)
+@flow(name="headwater-materialize", validate_parameters=False)
 def materialize_flow(
     selection: str | None = None,
     exclude: str | None = None,
     target: str | None = None,
     project_dir: str | None = None,
+    dbt_project: str | None = None,
+    profiles_dir: str | None = None,
+    retries: int | None = None,
 ):
-    """Ingest, build and check the selected assets on ``target``; returns the run's report as its result."""
-    project = Project.discover(Path(project_dir) if project_dir else None)
+    """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result."""
+    project = Project.discover(
+        Path(project_dir) if project_dir else None,
+        dbt_project_dir=Path(dbt_project) if dbt_project else None,
+        profiles_dir=Path(profiles_dir) if profiles_dir else None,
+    )
     resolved = resolve_target(project, target)
     progress = reporter()
     progress.phase("prepare manifest", total=None)
     manifest = dbt_executor.parse(project, resolved)
-    plan = plan_run(asset_graph(manifest, dbt_executor.project_defaults(project)), selection, exclude)
+    defaults = dbt_executor.project_defaults(project)
+    plan = plan_run(asset_graph(manifest, defaults, project.is_headwater_dbt_project), selection, exclude)
     progress.done()
-    report = MaterializeReport(run_id=str(flow_run.get_id() or ""), target=resolved.name, selection=selection)
 
-    if plan.ingest:
-        progress.phase("ingest", total=len(plan.ingest))
-        for source_name, tables in plan.ingest.items():
-            report.ingested.append(ingest_task(source_name, tables, str(project.root), resolved.name))
-            progress.advance(source_name)
-        progress.done()
-        report.sources_regenerated = regenerate_sources(project, resolved)
-        if report.sources_regenerated:
-            manifest = dbt_executor.parse(project, resolved)
-            plan = plan_run(asset_graph(manifest, dbt_executor.project_defaults(project)), selection, exclude)
-
-    if plan.dbt_keys:
-        total = len(plan.dbt_keys) + plan.dbt_check_count
-        selectors = plan.dbt_selectors if selection or exclude else None
-        report.build = dbt_build_task(selectors, str(project.root), resolved.name, total)
-
-    report.checks = collect_checks(plan, report.build)
-    report.asset_status = _asset_status(plan, report)
+    run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
+    report = MaterializeReport(run_id=run_id, target=resolved.name, selection=selection, exclude=exclude)
+    run_log = RunLog.for_target(project, resolved)
+    run_log.start_run(run_id, resolved.name, selection, exclude, datetime.now(UTC))
+    router: AlertRouter = load_router(alerts_file(project.root))
+    flow_run_id = flow_run.get_id()
+    mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan, manifest))
+    try:
+        if plan.ingest:
+            _ingest(project, resolved, plan, mirror, report)
+            report.sources_regenerated = regenerate_sources(project, resolved)
+            if report.sources_regenerated:
+                manifest = dbt_executor.parse(project, resolved)
+                graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project)
+                plan = plan_run(graph, selection, exclude)
+        _build(
+            project,
+            resolved,
+            plan,
+            manifest,
+            mirror,
+            report,
+            retries=retries,
+            whole_project=not (selection or exclude),
+        )
+    finally:
+        mirror.close()
+        report.mirror_errors = list(mirror.errors)
+        router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))
+        report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
+        report.disabled_notifiers = router.disabled
+        materializations, checks = records(plan.graph, report)
+        run_log.finish_run(run_id, "success" if report.ok else "failed", datetime.now(UTC), materializations, checks)
     if report.ok:
         return Completed(message="materialized", data=report)
     return Failed(message="some assets or blocking checks failed", data=report)
+
+
+def _run_url(flow_run_id: Any) -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else None

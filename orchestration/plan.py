@@ -36,8 +36,10 @@ class RunPlan:
         return sum(1 for c in self.graph.checks if c.asset_key in keys)
 
 
-def asset_graph(manifest: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> AssetGraph:
-    """The project's asset graph: dbt manifest + dlt tables."""
+def asset_graph(
+    manifest: dict[str, Any] | None, defaults: dict[str, Any] | None = None, with_ingestion: bool = True
+) -> AssetGraph:
+    """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only)."""
     defaults = defaults or {}
     translator = DbtTranslator(
         RunPolicy(
@@ -45,7 +47,8 @@ def asset_graph(manifest: dict[str, Any] | None, defaults: dict[str, Any] | None
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
         )
     )
-    return build_asset_graph(manifest=manifest, ingestion=ingestion_specs(), translator=translator)
+    ingestion = ingestion_specs() if with_ingestion else []
+    return build_asset_graph(manifest=manifest, ingestion=ingestion, translator=translator)
 
 
 def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:

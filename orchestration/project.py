@@ -67,6 +67,11 @@ class Project:
         )
 
     @property
+    def is_headwater_dbt_project(self) -> bool:
+        """True for the repository's own dbt project, whose sources Headwater's dlt pipelines load."""
+        return self.dbt_project_dir == (self.root / "dbt_project").resolve()
+
+    @property
     def duckdb_path(self) -> Path:
         return self.data_dir / "headwater.duckdb"
 

@@ -98,6 +98,15 @@ def _render(value: Any, env: jinja2.Environment) -> Any:
     return value
 
 
+def dbt_profile_name(project: Project) -> str:
+    """The ``profile:`` the dbt project asks for (Headwater's own project: ``headwater``)."""
+    path = project.dbt_project_dir / "dbt_project.yml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no dbt_project.yml; pass --dbt-project to point at your dbt project")
+    document = yaml.safe_load(path.read_text()) or {}
+    return str(document.get("profile") or PROFILE)
+
+
 def resolve_target(project: Project, name: str | None = None) -> Target:
     """The target called ``name`` (else ``HEADWATER_TARGET``, else ``dev``), rendered.
 
@@ -112,14 +121,19 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
     if not profiles_file.exists():
         raise FileNotFoundError(f"{profiles_file}: no profiles.yml; pass --profiles-dir to point at yours")
     document = yaml.safe_load(profiles_file.read_text()) or {}
-    profile = document.get(PROFILE)
+    profile_name = dbt_profile_name(project)
+    profile = document.get(profile_name)
     if profile is None:
-        raise UnknownTargetError(f"{profiles_file}: no profile named {PROFILE!r}")
-    name = name or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+        raise UnknownTargetError(
+            f"{profiles_file}: no profile named {profile_name!r} (the 'profile' of {project.dbt_project_dir}); "
+            f"profiles there: {', '.join(sorted(document)) or 'none'}"
+        )
+    default = str(_render(profile.get("target") or "", _renderer([]))).strip() or DEFAULT_TARGET
+    name = name or os.environ.get(TARGET_ENV) or default
     outputs = profile.get("outputs", {})
     if name not in outputs:
         raise UnknownTargetError(
-            f"{profiles_file}: profile {PROFILE!r} has no target {name!r}; targets: {', '.join(sorted(outputs))}"
+            f"{profiles_file}: profile {profile_name!r} has no target {name!r}; targets: {', '.join(sorted(outputs))}"
         )
     env_overrides = {TARGET_ENV: name}
     if outputs[name].get("type") == "duckdb":
@@ -144,6 +158,7 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
         )
     if config.get("type") == "duckdb":
         path = Path(config["path"])
-        config["path"] = str(path if path.is_absolute() else (project.root / path).resolve())
+        # dbt resolves a relative path against its working directory: so do we.
+        config["path"] = str(path if path.is_absolute() or path.as_posix() == ":memory:" else path.resolve())
         env_overrides["HEADWATER_DUCKDB_PATH"] = config["path"]
     return Target(name=name, type=str(config.get("type")), config=config, env=env_overrides)

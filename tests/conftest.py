@@ -84,3 +84,137 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
             os.environ.pop("HEADWATER_DATA_DIR", None)
         else:
             os.environ["HEADWATER_DATA_DIR"] = old
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``prefect server`` on loopback (its own home and SQLite database), stopped at the end.
+
+    The ephemeral server drops task-run records still queued when its process exits, so tests that
+    read task runs back use this one and wait for its backlog.
+    """
+    import signal
+    import time
+    import urllib.request
+
+    home = tmp_path_factory.mktemp("prefect_server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+    )
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited early: {(home / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise RuntimeError("prefect server did not become healthy within 120 s")
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+class Receiver:
+    """A local HTTP receiver standing in for Slack, PagerDuty and generic webhooks (fakes: unreachable here)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, dict]] = []
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((self.path, json.loads(body or b"{}")))
+                self.send_response(202)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def by_path(self, path: str) -> list[dict]:
+        return [body for p, body in self.requests if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def read_task_runs(api_url: str, flow_run_id: str, *, expect_at_least: int = 1, timeout: float = 60) -> list:
+    """Every task run of a flow run, once the server's backlog has drained (count stable, all final)."""
+    import time
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    flt = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+    deadline = time.monotonic() + timeout
+    last: list = []
+    stable = 0
+    with SyncPrefectClient(api_url) as client:
+        while time.monotonic() < deadline:
+            runs: list = []
+            while True:
+                page = client.read_task_runs(
+                    flow_run_filter=flt, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200, offset=len(runs)
+                )
+                runs.extend(page)
+                if len(page) < 200:
+                    break
+            settled = all(
+                r.state_type is not None and r.state_name not in ("Running", "Retrying", "Pending") for r in runs
+            )
+            stable = stable + 1 if len(runs) == len(last) and settled else 0
+            last = runs
+            if len(runs) >= expect_at_least and stable >= 2:
+                return runs
+            time.sleep(0.5)
+    return last

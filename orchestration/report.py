@@ -1,0 +1,155 @@
+"""What a materialize run reports: per-asset results, check results, alerts, and their run-log records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from assets import AssetGraph, AssetKey, CheckSpec, Severity
+from assets.run_log import CheckRecord, Materialization
+from ingestion import LoadResult
+from orchestration.alerts import Alert
+from orchestration.engine import NodeOutcome
+
+
+@dataclass(frozen=True)
+class AssetResult:
+    key: str
+    kind: str
+    status: str  # success | unchanged | failed | skipped
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    rows: int | None = None
+    message: str = ""
+    node_id: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: CheckSpec
+    status: str  # pass | warn | fail | error | skipped
+    attempts: int = 0
+    failures: int | None = None
+    message: str = ""
+
+    @property
+    def blocking_failure(self) -> bool:
+        return self.status in ("fail", "error") and self.check.severity is Severity.ERROR
+
+
+@dataclass
+class MaterializeReport:
+    run_id: str
+    target: str
+    selection: str | None
+    exclude: str | None = None
+    ingested: list[LoadResult] = field(default_factory=list)
+    assets: dict[str, AssetResult] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+    sources_regenerated: list[str] = field(default_factory=list)
+    rounds: int = 0
+    alerts_sent: list[tuple[str, str]] = field(default_factory=list)
+    alert_errors: list[str] = field(default_factory=list)
+    disabled_notifiers: list[str] = field(default_factory=list)
+    mirror_errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[AssetResult]:
+        return [r for r in self.assets.values() if r.status == "failed"]
+
+    @property
+    def skipped(self) -> list[AssetResult]:
+        return [r for r in self.assets.values() if r.status == "skipped"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not any(c.blocking_failure for c in self.checks)
+
+
+def check_results(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -> list[CheckResult]:
+    """dbt test outcomes as checks ``(asset key, check name)`` with their severity."""
+    results = []
+    for check in graph.checks:
+        outcome = outcomes.get(check.unique_id)
+        if outcome is None:
+            continue
+        results.append(
+            CheckResult(
+                check, outcome.status, outcome.attempts, outcome.failures, outcome.message if outcome.failed else ""
+            )
+        )
+    return sorted(results, key=lambda r: (str(r.check.asset_key), r.check.name))
+
+
+def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None) -> list[Alert]:
+    """One alert per asset or blocking check whose last attempt failed."""
+    alerts = []
+    for result in sorted(report.failed, key=lambda r: r.key):
+        spec = graph.specs.get(AssetKey.parse(result.key))
+        alerts.append(
+            Alert(
+                asset_key=result.key,
+                kind=result.kind,
+                error=result.message or "failed",
+                attempts=result.attempts,
+                run_id=report.run_id,
+                run_url=run_url,
+                owners=spec.owners if spec else (),
+                tags=tuple(sorted(spec.tags)) if spec else (),
+                target=report.target,
+            )
+        )
+    for check in report.checks:
+        if check.blocking_failure:
+            spec = graph.specs.get(check.check.asset_key)
+            alerts.append(
+                Alert(
+                    asset_key=str(check.check.asset_key),
+                    kind=f"check:{check.check.name}",
+                    error=check.message or f"{check.failures} failing rows",
+                    attempts=check.attempts,
+                    run_id=report.run_id,
+                    run_url=run_url,
+                    owners=spec.owners if spec else (),
+                    tags=tuple(sorted(spec.tags)) if spec else (),
+                    target=report.target,
+                )
+            )
+    return alerts
+
+
+def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Materialization], list[CheckRecord]]:
+    """The run-log rows for this run."""
+    materializations = []
+    for result in sorted(report.assets.values(), key=lambda r: r.key):
+        spec = graph.specs.get(AssetKey.parse(result.key))
+        materializations.append(
+            Materialization(
+                asset_key=result.key,
+                run_id=report.run_id,
+                status=result.status,
+                attempts=result.attempts,
+                started_at=result.started_at,
+                ended_at=result.ended_at,
+                rows=result.rows,
+                code_version=spec.code_version if spec else None,
+                kind=result.kind,
+                message=result.message[:2000],
+                target=report.target,
+            )
+        )
+    checks = [
+        CheckRecord(
+            asset_key=str(c.check.asset_key),
+            check_name=c.check.name,
+            run_id=report.run_id,
+            severity=c.check.severity.value,
+            status=c.status,
+            failures=c.failures,
+            message=c.message[:2000],
+        )
+        for c in report.checks
+    ]
+    return materializations, checks

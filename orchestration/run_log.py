@@ -1,0 +1,138 @@
+"""Where the run log lives: SQLite beside a DuckDB warehouse (DuckDB allows one writer process, and dbt is
+it), the warehouse's own ``headwater`` schema on PostgreSQL so that every worker sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from assets.run_log import CheckRecord, Materialization
+from orchestration.project import Project
+from orchestration.targets import Target
+
+_meta = sa.MetaData()
+RUNS = sa.Table(
+    "runs",
+    _meta,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("selection", sa.Text),
+    sa.Column("exclude", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+MATERIALIZATIONS = sa.Table(
+    "materializations",
+    _meta,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("asset_key", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("code_version", sa.String(128)),
+    sa.Column("message", sa.Text),
+    sa.Column("target", sa.String(64)),
+)
+CHECKS = sa.Table(
+    "check_results",
+    _meta,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("asset_key", sa.String(512), primary_key=True),
+    sa.Column("check_name", sa.String(512), primary_key=True),
+    sa.Column("severity", sa.String(8)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("failures", sa.BigInteger),
+    sa.Column("message", sa.Text),
+)
+
+
+class RunLog:
+    """Runs, materializations and check results for one target."""
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        self.schema = schema
+        if schema:
+            self.engine = self.engine.execution_options(schema_translate_map={None: schema})
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f'create schema if not exists "{schema}"'))
+        _meta.create_all(self.engine)
+
+    @classmethod
+    def for_target(cls, project: Project, target: Target) -> RunLog:
+        if target.type == "postgres":
+            c = target.config
+            url = sa.URL.create(
+                "postgresql+psycopg2",
+                username=c["user"],
+                password=c.get("password") or None,
+                host=c["host"],
+                port=int(c.get("port", 5432)),
+                database=c["dbname"],
+            )
+            return cls(url.render_as_string(hide_password=False), schema="headwater")
+        project.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{project.data_dir / f'run_log_{target.name}.sqlite'}")
+
+    def start_run(self, run_id: str, target: str, selection: str | None, exclude: str | None, at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                RUNS.insert().values(
+                    run_id=run_id, target=target, selection=selection, exclude=exclude, status="running", started_at=at
+                )
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        at: datetime,
+        materializations: Iterable[Materialization],
+        checks: Iterable[CheckRecord],
+    ) -> None:
+        """Record the run's outcome and everything it did, in one transaction."""
+        rows = [asdict(m) for m in materializations]
+        check_rows = [asdict(c) for c in checks]
+        with self.engine.begin() as conn:
+            if rows:
+                conn.execute(MATERIALIZATIONS.insert(), rows)
+            if check_rows:
+                conn.execute(CHECKS.insert(), check_rows)
+            conn.execute(RUNS.update().where(RUNS.c.run_id == run_id).values(status=status, ended_at=at))
+
+    def last_run(self, target: str | None = None) -> dict | None:
+        query = sa.select(RUNS).order_by(RUNS.c.started_at.desc()).limit(1)
+        if target:
+            query = query.where(RUNS.c.target == target)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def materializations(self, run_id: str) -> list[Materialization]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(MATERIALIZATIONS).where(MATERIALIZATIONS.c.run_id == run_id)).mappings()
+            return [Materialization(**dict(r)) for r in rows]
+
+    def latest(self, *, successful_only: bool = False) -> dict[str, Materialization]:
+        """The newest materialization per asset (optionally only successful ones)."""
+        query = sa.select(MATERIALIZATIONS)
+        if successful_only:
+            query = query.where(MATERIALIZATIONS.c.status == "success")
+        latest: dict[str, Materialization] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(MATERIALIZATIONS.c.ended_at)).mappings():
+                record = Materialization(**dict(row))
+                latest[record.asset_key] = record
+        return latest
+
+    def checks(self, run_id: str) -> list[CheckRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(CHECKS).where(CHECKS.c.run_id == run_id)).mappings()
+            return [CheckRecord(**dict(r)) for r in rows]
