@@ -1,7 +1,7 @@
 """dbt's node selection grammar, evaluated in Python on the asset graph (no ``dbt ls`` subprocess).
 
 Supported: plain names and dotted fqn paths with ``*`` wildcards, ``+x``, ``x+``, ``N+x``, ``x+N``, ``@x``,
-methods ``tag:``, ``path:``, ``source:``, ``resource_type:``, ``config.materialized:``, ``fqn:``,
+methods ``tag:``, ``path:``, ``source:``, ``exposure:``, ``resource_type:``, ``config.materialized:``, ``fqn:``,
 ``package:``, and Headwater's ``kind:``, ``group:``, ``key:``. Space separates a union, comma an
 intersection; ``exclude`` removes what it selects.
 """
@@ -46,12 +46,12 @@ def _prefix(parts: list[str], fqn: tuple[str, ...]) -> bool:
 def _match_fqn(spec: AssetSpec, value: str) -> bool:
     """dbt's default method: the node's name, or a dotted prefix of its fqn with or without the package.
 
-    As in dbt, sources and exposures are not matched by name (use ``source:``); Headwater adds the full
-    asset key (``marts.orders``, ``raw_shop.orders``) for every kind.
+    As in dbt, sources are not matched this way (use ``source:``); Headwater adds the full asset key
+    (``marts.orders``, ``raw_shop.orders``) for every kind.
     """
     if _wild(value, str(spec.key)):
         return True
-    if not (spec.kind.is_dbt or spec.kind is AssetKind.PYTHON):
+    if spec.unique_id.startswith("source.") or spec.kind in (AssetKind.SOURCE, AssetKind.DLT):
         return False
     if (spec.fqn and _wild(value, spec.fqn[-1])) or _wild(value, spec.name):
         return True
@@ -87,6 +87,7 @@ _METHODS: dict[str, Callable[[AssetSpec, str], bool]] = {
     "resource_type": lambda s, v: _RESOURCE_TYPES.get(s.kind) == v,
     "config.materialized": lambda s, v: s.config.get("materialized") == v,
     "package": lambda s, v: _wild(v, s.package),
+    "exposure": lambda s, v: s.kind is AssetKind.EXPOSURE and _wild(v, s.name),
     "kind": lambda s, v: s.kind.value == v or (v == "dbt" and s.kind.is_dbt),
     "group": lambda s, v: _wild(v, s.group),
     "key": lambda s, v: _wild(v, str(s.key)),
