@@ -15,7 +15,6 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from assets import AssetKey, AssetKind, RunPolicy
-from ingestion import SOURCES, get_source, run_source, stored_schema, write_sources_yml
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.engine import DbtNodePolicy, DbtSegment
@@ -32,6 +31,8 @@ def regenerate_sources(project: Project, target: Target) -> list[str]:
     """Rewrite the generated dbt sources from the dlt schemas; returns the files whose content changed."""
     if not project.is_headwater_dbt_project:
         return []
+    from ingestion import SOURCES, stored_schema, write_sources_yml
+
     changed = []
     for definition in SOURCES.values():
         try:
@@ -95,6 +96,8 @@ def node_policies(plan: RunPlan, manifest: dict[str, Any], retries: int | None) 
 
 
 def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirror, report: MaterializeReport) -> None:
+    from ingestion import get_source, run_source
+
     progress = reporter()
     progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
     for source_name, tables in plan.ingest.items():

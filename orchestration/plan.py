@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind, DbtTranslator, RunPolicy, build_asset_graph, select
-from ingestion import ingestion_specs
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,11 @@ def asset_graph(
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
         )
     )
-    ingestion = ingestion_specs() if with_ingestion else []
+    ingestion = []
+    if with_ingestion:
+        from ingestion import ingestion_specs  # dlt is a 1.3 s import: only projects that ingest pay it
+
+        ingestion = ingestion_specs()
     return build_asset_graph(manifest=manifest, ingestion=ingestion, translator=translator)
 
 

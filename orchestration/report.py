@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from assets import AssetGraph, AssetKey, CheckSpec, Severity
 from assets.run_log import CheckRecord, Materialization
-from ingestion import LoadResult
 from orchestration.alerts import Alert
 from orchestration.engine import NodeOutcome
+
+if TYPE_CHECKING:
+    from ingestion import LoadResult
 
 
 @dataclass(frozen=True)

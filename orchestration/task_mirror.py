@@ -98,7 +98,9 @@ class TaskRunMirror:
                 self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
                 logger.warning("could not record task run for %s: %s", node_id, exc)
 
-    def _task_run(self, node_id: str, at: datetime) -> TaskRun:
+    def _task_run(self, node_id: str, at: datetime, *, announce: bool = True) -> TaskRun:
+        """The node's task run, created on first use; ``announce`` emits its Pending state (skipped when the
+        very next event is Running, which creates the record just as well with one event fewer)."""
         run = self._runs.get(node_id)
         if run is not None:
             return run
@@ -122,7 +124,10 @@ class TaskRunMirror:
             run_count=0,
         )
         self._runs[node_id] = run
-        self._emit(node_id, None, pending)
+        if announce:
+            self._emit(node_id, None, pending)
+        else:
+            run.state = None  # the first emitted event has no initial state
         return run
 
     def _emit(self, node_id: str, previous: State | None, state: State) -> None:
@@ -137,7 +142,7 @@ class TaskRunMirror:
         )
 
     def _on_open(self, node_id: str, at: datetime) -> None:
-        run = self._task_run(node_id, at)
+        run = self._task_run(node_id, at, announce=False)
         previous = run.state
         state = Retrying(timestamp=at) if run.run_count > 0 else Running(timestamp=at)
         run.run_count += 1

@@ -1,0 +1,263 @@
+"""Engine benchmark: Headwater's materialize against plain `dbt build` and prefect-dbt, side by side.
+
+    uv run python benchmarks/engine.py --models 200 [--pairs 3] [--threads 4]
+
+Generates a layered synthetic dbt project on DuckDB (every model with a not_null test), starts one
+Prefect server, then runs alternating pairs of whole processes: plain ``dbt build --threads T`` and
+``headwater materialize`` of the same nodes (after each Headwater run, every node's task run is read
+back from the server, outside the timed part). Then, once each, the peers: prefect-dbt's
+``PrefectDbtRunner`` (one build, mirrored task runs) and ``PrefectDbtOrchestrator`` in PER_NODE mode with
+concurrency 1 (more fails on DuckDB's single-writer lock). The last line is exactly
+``ratio <headwater/dbt median> peer <fastest prefect-dbt peer/headwater> models <N>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def generate_project(root: Path, models: int, threads: int, seed: int = 7) -> None:
+    """A layered project: ~sqrt(N) layers, each model reads 1-3 models of the layer before it."""
+    rng = random.Random(seed)
+    width = max(5, int(models**0.5) * 2)
+    (root / "models").mkdir(parents=True)
+    names: list[list[str]] = []
+    count = 0
+    while count < models:
+        layer = []
+        for _ in range(min(width, models - count)):
+            name = f"m{count:05d}"
+            if not names:
+                sql = f"select range as id, range * {count + 1} as value from range(100)"
+            else:
+                parents = rng.sample(names[-1], k=min(len(names[-1]), rng.randint(1, 3)))
+                union = "\nunion all\n".join(f"select id, value from {{{{ ref('{p}') }}}}" for p in parents)
+                sql = f"select id, sum(value) as value from (\n{union}\n) group by id"
+            (root / "models" / f"{name}.sql").write_text(sql + "\n")
+            layer.append(name)
+            count += 1
+        names.append(layer)
+    tests = [{"name": n, "columns": [{"name": "id", "data_tests": ["not_null"]}]} for layer in names for n in layer]
+    (root / "models" / "schema.yml").write_text(json.dumps({"version": 2, "models": tests}, indent=1))
+    (root / "dbt_project.yml").write_text(
+        textwrap.dedent(
+            """\
+            name: bench
+            version: "1.0.0"
+            profile: bench
+            models:
+              bench:
+                +materialized: table
+            """
+        )
+    )
+    (root / "profiles.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            bench:
+              target: local
+              outputs:
+                local:
+                  type: duckdb
+                  path: "{{{{ env_var('BENCH_DUCKDB_PATH') }}}}"
+                  threads: {threads}
+            """
+        )
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=(home / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise RuntimeError("prefect server did not start")
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return time.perf_counter() - start, proc
+
+
+def count_task_runs(api: str, output: str, expected: int, timeout: float = 300) -> int:
+    """Wait for the server's backlog, then count the flow run's task runs."""
+    import re
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    match = re.search(r"flow run ([0-9a-f-]{36})", output)
+    if not match:
+        return -1
+    flt = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(match.group(1))]))
+    deadline = time.monotonic() + timeout
+    count = -1
+    with SyncPrefectClient(api) as client:
+        while time.monotonic() < deadline:
+            response = client.request("POST", "/task_runs/count", json={"flow_runs": flt.model_dump(mode="json")})
+            count = int(response.json())
+            if count >= expected:
+                return count
+            time.sleep(1)
+    return count
+
+
+PEER_RUNNER = """
+import sys
+from prefect import flow
+from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+project, threads = sys.argv[1], sys.argv[2]
+@flow(name="peer-prefect-dbt-runner")
+def run():
+    settings = PrefectDbtSettings(project_dir=project, profiles_dir=project, target_path=project + "/target_runner")
+    PrefectDbtRunner(settings=settings, raise_on_failure=False).invoke(["build", "--threads", threads])
+run()
+"""
+
+PEER_ORCHESTRATOR = """
+import sys
+from prefect import flow
+from prefect_dbt import PrefectDbtSettings
+from prefect_dbt.core._orchestrator import ExecutionMode, PrefectDbtOrchestrator
+project = sys.argv[1]
+@flow(name="peer-prefect-dbt-orchestrator")
+def run():
+    settings = PrefectDbtSettings(project_dir=project, profiles_dir=project, target_path=project + "/target_orch")
+    PrefectDbtOrchestrator(
+        settings=settings, execution_mode=ExecutionMode.PER_NODE, concurrency=1, raise_on_failure=False,
+        create_summary_artifact=False,
+    ).run_build()
+run()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--peer-timeout", type=float, default=3600, help="seconds before a peer run is abandoned")
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
+    project = work / "project"
+    generate_project(project, args.models, args.threads)
+    (work / "prefect").mkdir()
+    server, api = start_server(work / "prefect")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HEADWATER_"))}
+    env.update(
+        PREFECT_API_URL=api,
+        PREFECT_HOME=str(work / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        BENCH_DUCKDB_PATH=str(work / "bench.duckdb"),
+        HEADWATER_DATA_DIR=str(work / "data"),
+        HEADWATER_PROJECT_DIR=str(REPO),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    nodes = 2 * args.models
+    dbt_cmd = [
+        str(BIN / "dbt"),
+        "--quiet",
+        "build",
+        "--threads",
+        str(args.threads),
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(project / "target_dbt"),
+    ]
+    hw_cmd = [str(BIN / "headwater"), "materialize", "--dbt-project", str(project), "--profiles-dir", str(project)]
+    try:
+        print(f"project: {args.models} models + {args.models} tests in {project}; prefect server {api}")
+        for label, cmd in (("warm-up dbt", dbt_cmd), ("warm-up headwater", hw_cmd)):
+            seconds, proc = timed(cmd, env, work, 3600)
+            if proc.returncode != 0:
+                raise SystemExit(f"{label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            print(f"{label:22s} {seconds:8.2f} s")
+        dbt_times, hw_times = [], []
+        for pair in range(args.pairs):
+            d, dp = timed(dbt_cmd, env, work, 3600)
+            h, hp = timed(hw_cmd, env, work, 3600)
+            if dp.returncode or hp.returncode:
+                raise SystemExit(f"pair {pair + 1} failed:\n{dp.stdout[-2000:]}\n{hp.stdout[-2000:]}")
+            recorded = count_task_runs(api, hp.stdout, nodes)
+            dbt_times.append(d)
+            hw_times.append(h)
+            print(f"pair {pair + 1}: dbt build {d:8.2f} s   headwater {h:8.2f} s   task runs {recorded}/{nodes}")
+        dbt_median, hw_median = statistics.median(dbt_times), statistics.median(hw_times)
+        print(f"median: dbt build {dbt_median:.2f} s, headwater {hw_median:.2f} s")
+        peer_times = {}
+        if not args.skip_peers:
+            for name, script, extra in (
+                ("prefect-dbt PrefectDbtRunner", PEER_RUNNER, [str(args.threads)]),
+                ("prefect-dbt PER_NODE (concurrency 1)", PEER_ORCHESTRATOR, []),
+            ):
+                try:
+                    seconds, proc = timed(
+                        [sys.executable, "-c", script, str(project), *extra], env, work, args.peer_timeout
+                    )
+                except subprocess.TimeoutExpired:
+                    print(f"{name:38s} abandoned after {args.peer_timeout:.0f} s")
+                    continue
+                ok = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+                print(f"{name:38s} {seconds:8.2f} s ({ok}; {seconds / hw_median:.2f}x headwater)")
+                if proc.returncode == 0:
+                    peer_times[name] = seconds
+        peer = min(peer_times.values()) / hw_median if peer_times else float("nan")
+        print(f"ratio {hw_median / dbt_median:.3f} peer {peer:.2f} models {args.models}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
