@@ -149,11 +149,14 @@ def count_task_runs(api: str, output: str, expected: int, timeout: float = 300) 
 PEER_RUNNER = """
 import sys
 from prefect import flow
+from dbt_common.events.base_types import EventLevel
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 project, threads = sys.argv[1], sys.argv[2]
 @flow(name="peer-prefect-dbt-runner")
 def run():
-    settings = PrefectDbtSettings(project_dir=project, profiles_dir=project, target_path=project + "/target_runner")
+    settings = PrefectDbtSettings(
+        project_dir=project, profiles_dir=project, target_path=project + "/target_runner", log_level=EventLevel.WARN
+    )
     PrefectDbtRunner(settings=settings, raise_on_failure=False).invoke(["build", "--threads", threads])
 run()
 """
@@ -161,12 +164,15 @@ run()
 PEER_ORCHESTRATOR = """
 import sys
 from prefect import flow
+from dbt_common.events.base_types import EventLevel
 from prefect_dbt import PrefectDbtSettings
 from prefect_dbt.core._orchestrator import ExecutionMode, PrefectDbtOrchestrator
 project = sys.argv[1]
 @flow(name="peer-prefect-dbt-orchestrator")
 def run():
-    settings = PrefectDbtSettings(project_dir=project, profiles_dir=project, target_path=project + "/target_orch")
+    settings = PrefectDbtSettings(
+        project_dir=project, profiles_dir=project, target_path=project + "/target_orch", log_level=EventLevel.WARN
+    )
     PrefectDbtOrchestrator(
         settings=settings, execution_mode=ExecutionMode.PER_NODE, concurrency=1, raise_on_failure=False,
         create_summary_artifact=False,
@@ -247,9 +253,17 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     print(f"{name:38s} abandoned after {args.peer_timeout:.0f} s")
                     continue
+                completed = proc.returncode == 0 or "Finished in state Completed()" in proc.stdout + proc.stderr
                 ok = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+                if proc.returncode != 0 and completed:
+                    remaining = [line for line in (proc.stdout + proc.stderr).splitlines() if "items remaining" in line]
+                    ok += ", after its flow run completed" + (
+                        f" ({remaining[-1].split(' - ')[-1]})" if remaining else ""
+                    )
                 print(f"{name:38s} {seconds:8.2f} s ({ok}; {seconds / hw_median:.2f}x headwater)")
-                if proc.returncode == 0:
+                if not completed:
+                    print("  " + "\n  ".join(proc.stderr.strip().splitlines()[-5:]))
+                else:
                     peer_times[name] = seconds
         peer = min(peer_times.values()) / hw_median if peer_times else float("nan")
         print(f"ratio {hw_median / dbt_median:.3f} peer {peer:.2f} models {args.models}")

@@ -64,7 +64,13 @@ def _graph(project: Project, resolved):
             manifest = dbt_executor.parse(project, resolved)
         except dbt_executor.DbtInvocationError as exc:
             raise _fail(str(exc)) from None
-    return asset_graph(manifest, dbt_executor.project_defaults(project), project.is_headwater_dbt_project)
+    from orchestration.python_assets import PythonAssetError, load_python_assets
+
+    try:
+        python_specs = [a.spec for a in load_python_assets(project.root)]
+    except PythonAssetError as exc:
+        raise _fail(str(exc)) from None
+    return asset_graph(manifest, dbt_executor.project_defaults(project), project.is_headwater_dbt_project, python_specs)
 
 
 def ensure_demo(project: Project) -> bool:

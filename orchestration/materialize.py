@@ -21,6 +21,7 @@ from orchestration.engine import DbtNodePolicy, DbtSegment
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
+from orchestration.python_assets import load_python_assets, run_python_assets
 from orchestration.report import AssetResult, MaterializeReport, alerts_for, check_results, records
 from orchestration.run_log import RunLog
 from orchestration.targets import Target, resolve_target
@@ -53,7 +54,9 @@ def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask
     nodes = manifest.get("nodes") or {}
     for unique_id, key in selected_ids.items():
         spec = graph.specs[key]
-        deps = (nodes.get(unique_id) or {}).get("depends_on", {}).get("nodes") or []
+        deps = (nodes.get(unique_id) or {}).get("depends_on", {}).get("nodes")
+        if deps is None:  # not a dbt node: the graph's own edges
+            deps = [graph.specs[d].unique_id for d in spec.deps if d in graph.specs]
         tasks.append(
             MirroredTask(
                 node_id=unique_id,
@@ -220,7 +223,10 @@ def materialize_flow(
     progress.phase("prepare manifest", total=None)
     manifest = dbt_executor.parse(project, resolved)
     defaults = dbt_executor.project_defaults(project)
-    plan = plan_run(asset_graph(manifest, defaults, project.is_headwater_dbt_project), selection, exclude)
+    python_assets = load_python_assets(project.root)
+    python_specs = [a.spec for a in python_assets]
+    graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs)
+    plan = plan_run(graph, selection, exclude)
     progress.done()
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
@@ -236,7 +242,7 @@ def materialize_flow(
             report.sources_regenerated = regenerate_sources(project, resolved)
             if report.sources_regenerated:
                 manifest = dbt_executor.parse(project, resolved)
-                graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project)
+                graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs)
                 plan = plan_run(graph, selection, exclude)
         _build(
             project,
@@ -248,6 +254,7 @@ def materialize_flow(
             retries=retries,
             whole_project=not (selection or exclude),
         )
+        run_python_assets(plan, python_assets, mirror, report, resolved)
     finally:
         mirror.close()
         report.mirror_errors = list(mirror.errors)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from assets import AssetGraph, AssetKey, AssetKind, DbtTranslator, RunPolicy, build_asset_graph, select
+from assets import AssetGraph, AssetKey, AssetKind, AssetSpec, DbtTranslator, RunPolicy, build_asset_graph, select
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ class RunPlan:
 
 
 def asset_graph(
-    manifest: dict[str, Any] | None, defaults: dict[str, Any] | None = None, with_ingestion: bool = True
+    manifest: dict[str, Any] | None,
+    defaults: dict[str, Any] | None = None,
+    with_ingestion: bool = True,
+    python_assets: list[AssetSpec] | None = None,
 ) -> AssetGraph:
     """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only)."""
     defaults = defaults or {}
@@ -51,7 +54,9 @@ def asset_graph(
         from ingestion import ingestion_specs  # dlt is a 1.3 s import: only projects that ingest pay it
 
         ingestion = ingestion_specs()
-    return build_asset_graph(manifest=manifest, ingestion=ingestion, translator=translator)
+    return build_asset_graph(
+        manifest=manifest, ingestion=ingestion, python_assets=python_assets or [], translator=translator
+    )
 
 
 def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:

@@ -70,6 +70,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     s.outputs["after_advance"] = run_cli(["materialize"], s.env)
     s.snapshot("after_advance")
     s.outputs["assets"] = run_cli(["assets"], s.env)
+    s.outputs["status"] = run_cli(["status", "group:marts"], s.env)
     return s
 
 
@@ -164,3 +165,13 @@ def test_missing_credential_names_the_variable(hw_env: dict[str, str]) -> None:
     text = " ".join(proc.stdout.split())
     assert "HEADWATER_PG_HOST" in text and "profiles.yml" in text
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_status_reads_the_run_log(scenario: Scenario) -> None:
+    lines = scenario.outputs["status"].stdout.splitlines()
+    for mart in MARTS:
+        line = next((line for line in lines if f" marts.{mart} " in line), None)
+        assert line is not None and "success" in line, (
+            f"marts.{mart} missing from status:\n{scenario.outputs['status'].stdout}"
+        )
+    assert not any(" raw_shop." in line for line in lines), "the selection group:marts must limit the listing"

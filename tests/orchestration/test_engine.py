@@ -61,6 +61,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
         FLAKY_DUCKDB_PATH=str(root / "flaky.duckdb"),
         HEADWATER_ALERTS_FILE=str(alerts),
         TEST_RECEIVER=receiver.url,
+        HEADWATER_PYTHON_ASSETS="tests.fixtures.python_assets_flaky",
     )
     args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
     first = run_cli(["materialize", *args], env, check=False)
@@ -111,10 +112,19 @@ def test_one_task_run_per_node_named_by_key_with_edges(run) -> None:
     assert models <= set(runs), sorted(runs)
     tests = [name for name in runs if ":" in name]
     assert sorted(tests) == ["main.broken_child:not_null_broken_child_id", "main.sibling:not_null_sibling_id"]
-    assert len(runs) == len(models) + len(tests)
+    assert len(runs) == len(models) + len(tests) + 2  # and the two Python assets
     upstream = {x.id for x in runs["main.child_of_flaky"].task_inputs["wait_for"]}
     assert upstream == {runs["main.flaky"].id}
     assert {x.id for x in runs["main.sibling:not_null_sibling_id"].task_inputs["wait_for"]} == {runs["main.sibling"].id}
+
+
+def test_python_assets_run_after_their_upstream_in_the_same_flow(run) -> None:
+    runs = by_name(read_task_runs(run["api"], flow_run_id(run["first"].stdout), expect_at_least=9))
+    summary = runs["main.sibling_summary"]
+    assert summary.state_name == "Completed"
+    assert {x.id for x in summary.task_inputs["wait_for"]} == {runs["main.sibling"].id}
+    assert summary.start_time >= runs["main.sibling"].end_time
+    assert runs["main.broken_report"].state_name == "Skipped"
 
 
 def test_flaky_model_succeeds_on_its_second_attempt(run) -> None:
@@ -162,6 +172,7 @@ def test_retry_runs_only_failed_and_skipped_assets(run) -> None:
         "main.broken_child",
         "main.broken_grandchild",
         "main.broken_child:not_null_broken_child_id",
+        "main.broken_report",
     }
     assert all(r.state_name == "Completed" for r in runs.values())
     assert len(run["all_alerts"]) == len(run["alerts"]), "a successful retry sends no alert"
