@@ -207,9 +207,9 @@ def main() -> None:
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     nodes = 2 * args.models
+    # Plain `dbt build` as a user types it: dbt's default console and file logging.
     dbt_cmd = [
         str(BIN / "dbt"),
-        "--quiet",
         "build",
         "--threads",
         str(args.threads),
