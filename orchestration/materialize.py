@@ -258,6 +258,8 @@ def materialize_flow(
     finally:
         mirror.close()
         report.mirror_errors = list(mirror.errors)
+        report.task_runs = len(mirror.summary())
+        report.flow_run_id = str(flow_run_id) if flow_run_id else None
         router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled

@@ -57,6 +57,8 @@ class MaterializeReport:
     alert_errors: list[str] = field(default_factory=list)
     disabled_notifiers: list[str] = field(default_factory=list)
     mirror_errors: list[str] = field(default_factory=list)
+    task_runs: int = 0
+    flow_run_id: str | None = None
 
     @property
     def failed(self) -> list[AssetResult]:
