@@ -267,7 +267,15 @@ def main() -> None:
                     ok += ", after its flow run completed" + (
                         f" ({remaining[-1].split(' - ')[-1]})" if remaining else ""
                     )
-                built = "PASS=" in proc.stdout + proc.stderr or completed
+                # prefect-dbt's runner can abort at interpreter shutdown ("can't register atexit after
+                # shutdown") after dbt finished: its run_results.json then shows whether the build was done.
+                results = project / "target_runner" / "run_results.json"
+                built = completed or (
+                    script is PEER_RUNNER
+                    and results.exists()
+                    and results.stat().st_mtime > time.time() - seconds
+                    and len(json.loads(results.read_text()).get("results", [])) == nodes
+                )
                 print(f"{name:38s} {seconds:8.2f} s ({ok}; {seconds / hw_median:.2f}x headwater)")
                 if not completed:
                     print("  " + "\n  ".join(proc.stderr.strip().splitlines()[-3:]))
