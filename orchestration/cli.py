@@ -73,6 +73,19 @@ def _graph(project: Project, resolved):
     return asset_graph(manifest, dbt_executor.project_defaults(project), project.is_headwater_dbt_project, python_specs)
 
 
+def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude):
+    """Project, target, graph and the selected keys, for the commands that list assets."""
+    from assets import SelectionError, select
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    graph = _graph(project, resolved)
+    try:
+        return project, resolved, graph, select(graph, selection, exclude)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+
+
 def ensure_demo(project: Project) -> bool:
     """Generate the demo inputs if absent; True when it did."""
     from ingestion.marketing.simulator import write_spend
@@ -192,17 +205,10 @@ def assets(
     """List the assets of the graph: key, kind, group, upstream count."""
     from rich.table import Table
 
-    from assets import SelectionError, select
     from assets.run_log import stale_reasons
     from orchestration.run_log import RunLog
 
-    project = _project(project_dir, dbt_project, profiles_dir)
-    resolved = _target(project, target)
-    graph = _graph(project, resolved)
-    try:
-        chosen = select(graph, selection, exclude)
-    except SelectionError as exc:
-        raise _fail(str(exc)) from None
+    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude)
     stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest(successful_only=True))
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
     for column in ("key", "kind", "group", "upstream", "checks", "stale"):
@@ -387,18 +393,11 @@ def status(
     """The last materialization of each asset (run, status, attempts, rows, when) and whether it is stale."""
     from rich.table import Table
 
-    from assets import SelectionError, select
     from assets.run_log import stale_reasons
     from orchestration.console import styled
     from orchestration.run_log import RunLog
 
-    project = _project(project_dir, dbt_project, profiles_dir)
-    resolved = _target(project, target)
-    graph = _graph(project, resolved)
-    try:
-        chosen = select(graph, selection)
-    except SelectionError as exc:
-        raise _fail(str(exc)) from None
+    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
     log = RunLog.for_target(project, resolved)
     latest = log.latest()
     stale = stale_reasons(graph, log.latest(successful_only=True))

@@ -90,38 +90,28 @@ def check_results(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -> lis
 
 def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None) -> list[Alert]:
     """One alert per asset or blocking check whose last attempt failed."""
-    alerts = []
-    for result in sorted(report.failed, key=lambda r: r.key):
-        spec = graph.specs.get(AssetKey.parse(result.key))
-        alerts.append(
-            Alert(
-                asset_key=result.key,
-                kind=result.kind,
-                error=result.message or "failed",
-                attempts=result.attempts,
-                run_id=report.run_id,
-                run_url=run_url,
-                owners=spec.owners if spec else (),
-                tags=tuple(sorted(spec.tags)) if spec else (),
-                target=report.target,
-            )
+
+    def alert(key: str, kind: str, error: str, attempts: int) -> Alert:
+        spec = graph.specs.get(AssetKey.parse(key))
+        return Alert(
+            asset_key=key,
+            kind=kind,
+            error=error,
+            attempts=attempts,
+            run_id=report.run_id,
+            run_url=run_url,
+            owners=spec.owners if spec else (),
+            tags=tuple(sorted(spec.tags)) if spec else (),
+            target=report.target,
         )
+
+    alerts = [
+        alert(r.key, r.kind, r.message or "failed", r.attempts) for r in sorted(report.failed, key=lambda r: r.key)
+    ]
     for check in report.checks:
         if check.blocking_failure:
-            spec = graph.specs.get(check.check.asset_key)
-            alerts.append(
-                Alert(
-                    asset_key=str(check.check.asset_key),
-                    kind=f"check:{check.check.name}",
-                    error=check.message or f"{check.failures} failing rows",
-                    attempts=check.attempts,
-                    run_id=report.run_id,
-                    run_url=run_url,
-                    owners=spec.owners if spec else (),
-                    tags=tuple(sorted(spec.tags)) if spec else (),
-                    target=report.target,
-                )
-            )
+            error = check.message or f"{check.failures} failing rows"
+            alerts.append(alert(str(check.check.asset_key), f"check:{check.check.name}", error, check.attempts))
     return alerts
 
 
