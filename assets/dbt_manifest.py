@@ -121,7 +121,7 @@ class DbtTranslator:
         return Severity.WARN if severity == "warn" else Severity.ERROR
 
 
-def _spec_for(node: Node, kind: AssetKind, translator: DbtTranslator) -> AssetSpec:
+def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTranslator) -> AssetSpec:
     config = dict(node.get("config") or {})
     return AssetSpec(
         key=translator.get_asset_key(node),
@@ -131,7 +131,7 @@ def _spec_for(node: Node, kind: AssetKind, translator: DbtTranslator) -> AssetSp
         owners=translator.get_owners(node),
         description=translator.get_description(node),
         code_version=translator.get_code_version(node),
-        unique_id=node["unique_id"],
+        unique_id=unique_id,
         name=node.get("name", ""),
         fqn=tuple(node.get("fqn") or ()),
         path=node.get("original_file_path") or "",
@@ -174,7 +174,7 @@ def specs_from_manifest(
                     kind = AssetKind.EXPOSURE
                 else:
                     continue  # analyses, operations, macros: not assets
-                by_id[unique_id] = _spec_for({**node, "unique_id": unique_id}, kind, translator)
+                by_id[unique_id] = _spec_for(unique_id, node, kind, translator)
                 deps_by_id[unique_id] = list((node.get("depends_on") or {}).get("nodes") or [])
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{unique_id} ({node.get('original_file_path', '?')}): {type(exc).__name__}: {exc}")

@@ -147,8 +147,8 @@ def ingest(
     """Load the raw tables with dlt (without running dbt), then regenerate the dbt sources."""
     from rich.table import Table
 
-    from ingestion import SOURCES, get_source, run_source
-    from orchestration.materialize import regenerate_sources
+    from ingestion import SOURCES, get_source
+    from orchestration.materialize import load_source, regenerate_sources
 
     project = _project(project_dir)
     resolved = _target(project, target)
@@ -163,33 +163,27 @@ def ingest(
         table.add_column(column)
     for definition in definitions:
         with console.status(f"loading {definition.name}"):
-            result = run_source(
-                definition,
-                project.source_paths,
-                resolved.dlt_destination(),
-                target=resolved.name,
-                pipelines_dir=project.pipelines_dir,
-            )
+            result = load_source(project, resolved, definition)
         for name in definition.tables:
             table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
     console.print(table)
-    for path in regenerate_sources(project, resolved):
-        console.print(f"regenerated {path}")
+    for path, changed in regenerate_sources(project, resolved):
+        if changed:
+            console.print(f"regenerated {path}")
 
 
 @app.command()
 def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
     """Write the dbt sources files (_<source>__sources.yml) from the dlt schemas of the last ingest."""
-    from ingestion import SOURCES, stored_schema, write_sources_yml
+    from orchestration.materialize import regenerate_sources
 
     project = _project(project_dir)
     resolved = _target(project, target)
-    for definition in SOURCES.values():
-        try:
-            schema = stored_schema(definition, target=resolved.name, pipelines_dir=project.pipelines_dir)
-        except LookupError as exc:
-            raise _fail(str(exc)) from None
-        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
+    try:
+        written = regenerate_sources(project, resolved, strict=True)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    for path, changed in written:
         console.print(f"{'wrote' if changed else 'unchanged'} {path}")
 
 
@@ -209,7 +203,7 @@ def assets(
     from orchestration.run_log import RunLog
 
     project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude)
-    stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest(successful_only=True))
+    stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest()[1])
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
     for column in ("key", "kind", "group", "upstream", "checks", "stale"):
         table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
@@ -398,9 +392,8 @@ def status(
     from orchestration.run_log import RunLog
 
     project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
-    log = RunLog.for_target(project, resolved)
-    latest = log.latest()
-    stale = stale_reasons(graph, log.latest(successful_only=True))
+    latest, successful = RunLog.for_target(project, resolved).latest()
+    stale = stale_reasons(graph, successful)
     table = Table(title=f"Asset status on {resolved.name}")
     for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "stale"):
         table.add_column(column)

@@ -52,9 +52,6 @@ class BuildResult:
     results: list[NodeResult] = field(default_factory=list)
     error: str | None = None
 
-    def by_status(self, *statuses: str) -> list[NodeResult]:
-        return [r for r in self.results if r.status in statuses]
-
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
@@ -191,8 +188,3 @@ def project_defaults(project: Project) -> dict[str, Any]:
     document = yaml.safe_load(path.read_text()) or {}
     value = (document.get("vars") or {}).get("headwater") or {}
     return value if isinstance(value, dict) else {}
-
-
-def node_selector(spec_fqn: Sequence[str]) -> str:
-    """A selector that matches exactly one dbt node: its full dotted fqn."""
-    return ".".join(spec_fqn)

@@ -28,22 +28,42 @@ from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
 
 
-def regenerate_sources(project: Project, target: Target) -> list[str]:
-    """Rewrite the generated dbt sources from the dlt schemas; returns the files whose content changed."""
+def load_source(project: Project, target: Target, definition: Any, tables: tuple[str, ...] | None = None) -> Any:
+    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult."""
+    from ingestion import run_source
+
+    return run_source(
+        definition,
+        project.source_paths,
+        target.dlt_destination(),
+        target=target.name,
+        pipelines_dir=project.pipelines_dir,
+        tables=tables,
+    )
+
+
+def regenerate_sources(project: Project, target: Target, *, strict: bool = False) -> list[tuple[str, bool]]:
+    """Rewrite the generated dbt sources from the dlt schemas; returns ``(file, changed)`` per source written.
+
+    A source never loaded on the target keeps its committed file, unless ``strict``: then its LookupError
+    (which says to run ``headwater ingest``) propagates.
+    """
     if not project.is_headwater_dbt_project:
         return []
     from ingestion import SOURCES, stored_schema, write_sources_yml
 
-    changed = []
+    written = []
     for definition in SOURCES.values():
         try:
             schema = stored_schema(definition, target=target.name, pipelines_dir=project.pipelines_dir)
         except LookupError:
-            continue  # never loaded on this target: keep the committed file
-        path, did_change = write_sources_yml(definition, schema, project.dbt_project_dir)
-        if did_change:
-            changed.append(str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path))
-    return changed
+            if strict:
+                raise
+            continue
+        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
+        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        written.append((shown, changed))
+    return written
 
 
 def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask]:
@@ -99,7 +119,7 @@ def node_policies(plan: RunPlan, manifest: dict[str, Any], retries: int | None) 
 
 
 def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirror, report: MaterializeReport) -> None:
-    from ingestion import get_source, run_source
+    from ingestion import get_source
 
     progress = reporter()
     progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
@@ -111,14 +131,7 @@ def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirr
         for table in tables:
             mirror.open(ids[table], started)
         try:
-            load = run_source(
-                definition,
-                project.source_paths,
-                target.dlt_destination(),
-                target=target.name,
-                pipelines_dir=project.pipelines_dir,
-                tables=tables,
-            )
+            load = load_source(project, target, definition, tables)
         except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
             ended = datetime.now(UTC)
             message = f"{type(exc).__name__}: {exc}"
@@ -239,7 +252,7 @@ def materialize_flow(
     try:
         if plan.ingest:
             _ingest(project, resolved, plan, mirror, report)
-            report.sources_regenerated = regenerate_sources(project, resolved)
+            report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
                 manifest = dbt_executor.parse(project, resolved)
                 graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs)

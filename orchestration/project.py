@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion.registry import SourcePaths
-
 
 @dataclass(frozen=True)
 class Project:
@@ -80,7 +78,9 @@ class Project:
         return self.data_dir / "dlt_pipelines"
 
     @property
-    def source_paths(self) -> SourcePaths:
+    def source_paths(self):  # -> ingestion.SourcePaths
+        from ingestion.registry import SourcePaths  # importing ingestion imports dlt (1-2.5 s): only when needed
+
         return SourcePaths(
             shop_db=self.data_dir / "demo" / "shop.db",
             marketing_landing=self.data_dir / "demo" / "landing" / "marketing",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from assets import AssetKey, AssetKind
+from assets import AssetKind
 from assets.python import AssetContext, PythonAsset, collect
 from orchestration.plan import RunPlan
 from orchestration.report import AssetResult, MaterializeReport
@@ -117,7 +117,3 @@ def run_python_assets(
             message=error,
             node_id=spec.unique_id,
         )
-
-
-def python_keys(python_assets: list[PythonAsset]) -> set[AssetKey]:
-    return {a.spec.key for a in python_assets}

@@ -120,19 +120,14 @@ class RunLog:
             rows = conn.execute(sa.select(MATERIALIZATIONS).where(MATERIALIZATIONS.c.run_id == run_id)).mappings()
             return [Materialization(**dict(r)) for r in rows]
 
-    def latest(self, *, successful_only: bool = False) -> dict[str, Materialization]:
-        """The newest materialization per asset (optionally only successful ones)."""
-        query = sa.select(MATERIALIZATIONS)
-        if successful_only:
-            query = query.where(MATERIALIZATIONS.c.status == "success")
+    def latest(self) -> tuple[dict[str, Materialization], dict[str, Materialization]]:
+        """The newest materialization per asset, and the newest successful one, from one scan."""
         latest: dict[str, Materialization] = {}
+        successful: dict[str, Materialization] = {}
         with self.engine.connect() as conn:
-            for row in conn.execute(query.order_by(MATERIALIZATIONS.c.ended_at)).mappings():
+            for row in conn.execute(sa.select(MATERIALIZATIONS).order_by(MATERIALIZATIONS.c.ended_at)).mappings():
                 record = Materialization(**dict(row))
                 latest[record.asset_key] = record
-        return latest
-
-    def checks(self, run_id: str) -> list[CheckRecord]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(CHECKS).where(CHECKS.c.run_id == run_id)).mappings()
-            return [CheckRecord(**dict(r)) for r in rows]
+                if record.status == "success":
+                    successful[record.asset_key] = record
+        return latest, successful

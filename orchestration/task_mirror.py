@@ -79,9 +79,6 @@ class TaskRunMirror:
         self._queue.put(None)
         self._thread.join(timeout)
 
-    def task_run_id(self, node_id: str) -> uuid.UUID:
-        return self.ids[node_id]
-
     # -- consumer side: the mirror thread --------------------------------------------------------------
     def _loop(self) -> None:
         while True:
