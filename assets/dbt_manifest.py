@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from assets.checks import period
 from assets.keys import AssetKey
 from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
 
@@ -183,6 +184,14 @@ def specs_from_manifest(
         deps = tuple(by_id[d].key for d in deps_by_id[unique_id] if d in by_id)
         specs.append(spec.with_deps(deps))
     checks = []
+    for unique_id, spec in by_id.items():
+        try:
+            freshness = _freshness_check(manifest, unique_id, spec)
+        except ValueError as exc:
+            problems.append(f"{unique_id} ({spec.path or '?'}): freshness: {exc}")
+            continue
+        if freshness is not None:
+            checks.append(freshness)
     for node in tests:
         try:
             check = _check_for(node, by_id, translator)
@@ -194,6 +203,29 @@ def specs_from_manifest(
     if problems:
         raise ManifestError("malformed manifest entries:\n  " + "\n  ".join(sorted(problems)))
     return specs, checks
+
+
+def _freshness_check(manifest: Mapping[str, Any], unique_id: str, spec: AssetSpec) -> CheckSpec | None:
+    """A ``freshness`` check for a source with dbt freshness thresholds and a ``loaded_at_field``."""
+    if not unique_id.startswith("source."):
+        return None
+    node = manifest["sources"][unique_id]
+    config = node.get("config") or {}
+    freshness = node.get("freshness") or config.get("freshness") or {}
+    loaded_at = node.get("loaded_at_field") or config.get("loaded_at_field")
+    warn_after, error_after = period(freshness.get("warn_after")), period(freshness.get("error_after"))
+    if not loaded_at or not (warn_after or error_after):
+        return None
+    return CheckSpec(
+        asset_key=spec.key,
+        name="freshness",
+        severity=Severity.ERROR if error_after else Severity.WARN,
+        unique_id=f"freshness.{spec.key}",
+        kind="freshness",
+        description=f"data loaded within {error_after or warn_after} (dbt source freshness)",
+        config={"loaded_at_field": loaded_at, "warn_after": warn_after, "error_after": error_after},
+        path=node.get("original_file_path") or "",
+    )
 
 
 def _check_for(node: Node, by_id: Mapping[str, AssetSpec], translator: DbtTranslator) -> CheckSpec | None:

@@ -81,8 +81,11 @@ class AssetSpec:
 class CheckSpec:
     """A check on one asset: ``(asset key, check name)`` with a severity.
 
-    ``unique_id`` is the dbt test id for dbt tests; ``extra_assets`` are further assets a test reads
-    (a relationships test's parent), which it must wait for.
+    ``kind`` says what evaluates it: ``dbt_test``, ``gx`` (a Great Expectations expectation),
+    ``freshness`` (max age of the asset's data) or ``quarantine`` (records a data contract rejected).
+    ``unique_id`` is the dbt test id for dbt tests and ``<kind>.<asset key>.<name>`` otherwise;
+    ``extra_assets`` are further assets a test reads (a relationships test's parent), which it must
+    wait for. ``config`` holds what the evaluator needs (an expectation's kwargs, freshness thresholds).
     """
 
     asset_key: AssetKey
@@ -93,6 +96,8 @@ class CheckSpec:
     description: str = ""
     extra_assets: tuple[AssetKey, ...] = ()
     tags: frozenset[str] = frozenset()
+    config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    path: str = ""
 
     @property
     def id(self) -> str:

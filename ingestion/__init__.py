@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from ingestion.contracts import QUARANTINE_TABLE, ColumnRule, TableContract
 from ingestion.dbt_sources import render_sources_yml, write_sources_yml
-from ingestion.pipeline import LoadResult, run_source, stored_schema
+from ingestion.pipeline import ContractViolation, LoadResult, run_source, stored_schema
 from ingestion.registry import SOURCES, SourceDefinition, SourcePaths, get_source
-from ingestion.specs import ingestion_specs, specs_for_source
+from ingestion.specs import ingestion_specs, quarantine_checks, specs_for_source
 
 __all__ = [
+    "QUARANTINE_TABLE",
     "SOURCES",
+    "ColumnRule",
+    "ContractViolation",
+    "TableContract",
     "LoadResult",
     "SourceDefinition",
     "SourcePaths",
     "get_source",
     "ingestion_specs",
+    "quarantine_checks",
     "render_sources_yml",
     "run_source",
     "specs_for_source",

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from dlt.common.schema import Schema
 
+from ingestion.contracts import QUARANTINE_TABLE
 from ingestion.docs import DLT_COLUMNS, TABLE_DOCS
 from ingestion.registry import SourceDefinition
 
@@ -26,7 +27,7 @@ LOADED_AT = "to_timestamp(cast(_dlt_load_id as double precision))"
 def sources_document(definition: SourceDefinition, schema: Schema) -> dict:
     """The dbt ``sources:`` document for ``definition``'s tables in ``schema``."""
     tables = []
-    for table_name in sorted(t["name"] for t in schema.data_tables()):
+    for table_name in sorted(t["name"] for t in schema.data_tables() if t["name"] != QUARANTINE_TABLE):
         key = f"{definition.dataset}.{table_name}"
         docs = TABLE_DOCS.get(key, {})
         table_columns = schema.get_table_columns(table_name)

@@ -58,7 +58,7 @@ TABLE_DOCS: dict[str, dict[str, str]] = {
     },
     "raw_marketing.ad_spend": {
         "": "Daily ad spend per campaign from the ad platforms' CSV exports.",
-        "spend_date": "Day of the spend (ISO date as text).",
+        "spend_date": "Day of the spend.",
         "channel": "Channel; matches orders.utm_source.",
         "campaign_id": "Campaign id.",
         "campaign_name": "Campaign name.",

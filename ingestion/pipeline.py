@@ -9,7 +9,10 @@ from pathlib import Path
 import dlt
 from dlt.common.destination import Destination
 from dlt.common.schema import Schema
+from dlt.common.schema.exceptions import DataValidationError
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion.contracts import QUARANTINE_TABLE, resource_names
 from ingestion.registry import SourceDefinition, SourcePaths
 
 
@@ -22,6 +25,10 @@ class LoadResult:
     load_ids: tuple[str, ...]
     rows: dict[str, int] = field(default_factory=dict)
     recovered_packages: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    """Rows of this run that a contract rejected, per table (kept in ``<dataset>._headwater_quarantine``)."""
+    quarantine_reasons: dict[str, list[str]] = field(default_factory=dict)
+    """Per table, the most frequent rejection reasons with their counts."""
 
     @property
     def total_rows(self) -> int:
@@ -62,18 +69,71 @@ def run_source(
         pipeline.load()
     source = definition.build(paths)
     if tables is not None:
-        source = source.with_resources(*tables)
-    info = pipeline.run(source, loader_file_format="parquet")
+        source = source.with_resources(*resource_names(tables, source.resources))
+    try:
+        info = pipeline.run(source, loader_file_format="parquet")
+    except PipelineStepFailed as exc:
+        violation = _contract_violation(exc)
+        if violation is None:
+            raise
+        # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the
+        # incremental cursor where it was, so the same rows come again once the contract or source is fixed
+        pipeline.drop_pending_packages()
+        raise ContractViolation(definition, violation) from None
     normalize = pipeline.last_trace.last_normalize_info
     counts = normalize.row_counts if normalize else {}
-    rows = {table: count for table, count in sorted(counts.items()) if not table.startswith("_dlt")}
+    rows = {table: n for table, n in sorted(counts.items()) if not table.startswith(("_dlt", QUARANTINE_TABLE))}
+    quarantined, reasons = _quarantined(pipeline, info.loads_ids) if counts.get(QUARANTINE_TABLE) else ({}, {})
     return LoadResult(
         source=definition.name,
         dataset=definition.dataset,
         load_ids=tuple(info.loads_ids),
         rows=rows,
         recovered_packages=recovered,
+        quarantined=quarantined,
+        quarantine_reasons=reasons,
     )
+
+
+class ContractViolation(RuntimeError):
+    """A dlt schema contract (``freeze``) rejected a whole load: nothing of that run was loaded."""
+
+    def __init__(self, definition: SourceDefinition, error: DataValidationError) -> None:
+        self.table = error.table_name
+        where = f"{definition.dataset}.{error.table_name}" + (f".{error.column_name}" if error.column_name else "")
+        super().__init__(
+            f"{where}: the source broke the {error.schema_entity} contract `{error.contract_mode}` "
+            f"({error.schema_entity} of this table are frozen): nothing from this run was loaded and the "
+            f"incremental cursor was not moved. Fix the source, or change the contract in "
+            f"ingestion/{definition.name}/source.py, then rerun `headwater ingest {definition.name}`."
+        )
+
+
+def _contract_violation(exc: BaseException) -> DataValidationError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DataValidationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _quarantined(pipeline: dlt.Pipeline, load_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    placeholders = ", ".join(["%s"] * len(load_ids))
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(QUARANTINE_TABLE)
+        rows = client.execute_sql(  # the table name is dlt's own quoting of a constant; load ids are bound
+            f"select table_name, reason, count(*) from {table} where _dlt_load_id in ({placeholders}) "  # noqa: S608
+            "group by table_name, reason order by table_name, count(*) desc, reason",
+            *load_ids,
+        )
+    counts: dict[str, int] = {}
+    reasons: dict[str, list[str]] = {}
+    for table_name, reason, count in rows or []:
+        counts[table_name] = counts.get(table_name, 0) + int(count)
+        if len(reasons.setdefault(table_name, [])) < 3:
+            reasons[table_name].append(f"{count}× {reason}")
+    return counts, reasons
 
 
 def stored_schema(definition: SourceDefinition, *, target: str, pipelines_dir: Path) -> Schema:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dlt
 
+from ingestion.contracts import TableContract
+from ingestion.marketing.source import CONTRACT as MARKETING_CONTRACT
 from ingestion.marketing.source import marketing_source
 from ingestion.shop.simulator import TABLES as SHOP_TABLES
+from ingestion.shop.source import CONTRACTS as SHOP_CONTRACTS
 from ingestion.shop.source import shop_source
 
 
@@ -35,6 +38,8 @@ class SourceDefinition:
     build: Callable[[SourcePaths], dlt.sources.DltSource]
     dbt_folder: str
     tables: tuple[str, ...]
+    contracts: Mapping[str, TableContract] = field(default_factory=dict)
+    """Tables held to a data contract; their rejected rows go to ``<dataset>._headwater_quarantine``."""
 
     @property
     def sources_yml(self) -> str:
@@ -50,6 +55,7 @@ SOURCES: dict[str, SourceDefinition] = {
         build=lambda paths: shop_source(paths.shop_db),
         dbt_folder="shop",
         tables=tuple(sorted(SHOP_TABLES)),
+        contracts=SHOP_CONTRACTS,
     ),
     "marketing": SourceDefinition(
         name="marketing",
@@ -58,6 +64,7 @@ SOURCES: dict[str, SourceDefinition] = {
         build=lambda paths: marketing_source(paths.marketing_landing),
         dbt_folder="marketing",
         tables=("ad_spend",),
+        contracts={"ad_spend": MARKETING_CONTRACT},
     ),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from assets import AssetKey, AssetKind, AssetSpec
+from assets import AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
 
 from ingestion.docs import TABLE_DOCS
 from ingestion.registry import SOURCES, SourceDefinition
@@ -35,3 +35,24 @@ def specs_for_source(definition: SourceDefinition, schema_hash: str | None = Non
 def ingestion_specs(definitions: Iterable[SourceDefinition] | None = None) -> list[AssetSpec]:
     """Specs for every table of every known source."""
     return [spec for d in (definitions or SOURCES.values()) for spec in specs_for_source(d)]
+
+
+def quarantine_checks(definitions: Iterable[SourceDefinition] | None = None) -> list[CheckSpec]:
+    """A ``quarantine`` check per contracted table: it fails when a run rejected any of the table's rows."""
+    checks = []
+    for definition in definitions or SOURCES.values():
+        for table, contract in sorted(definition.contracts.items()):
+            key = AssetKey.of(definition.dataset, table)
+            checks.append(
+                CheckSpec(
+                    asset_key=key,
+                    name="quarantine",
+                    severity=Severity(contract.severity),
+                    unique_id=f"quarantine.{key}",
+                    kind="quarantine",
+                    description=f"no row of {key} broke its data contract "
+                    f"(rejected rows: {definition.dataset}._headwater_quarantine)",
+                    path=f"ingestion/{definition.name}/source.py",
+                )
+            )
+    return checks

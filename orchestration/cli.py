@@ -250,6 +250,14 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
         console.print(
             f"[dim]alert notifiers off (their variables are unset): {', '.join(report.disabled_notifiers)}[/]"
         )
+    if report.quarantined:
+        shown = ", ".join(f"{key} {n:,}" for key, n in sorted(report.quarantined.items()))
+        console.print(
+            f"[yellow]quarantined[/] (rows a data contract rejected, kept with their reason in "
+            f"<dataset>._headwater_quarantine): {shown}"
+        )
+    if report.data_docs:
+        console.print(f"GX Data Docs: {report.data_docs}")
     if report.ok:
         console.print(f"[green]materialized[/] on target {report.target} (flow run {report.run_id})")
     else:

@@ -66,13 +66,16 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
     tables = []
     if report.ingested:
         loads = Table(title="Ingestion (new rows this run)")
-        for column in ("source", "table", "rows"):
-            loads.add_column(column, justify="right" if column == "rows" else "left")
+        for column in ("source", "table", "rows", "quarantined"):
+            loads.add_column(column, justify="left" if column in ("source", "table") else "right")
         for load in report.ingested:
             if not load.rows:
-                loads.add_row(load.source, f"{load.dataset}.*", "0")
+                loads.add_row(load.source, f"{load.dataset}.*", "0", "")
             for table, rows in load.rows.items():
-                loads.add_row(load.source, f"{load.dataset}.{table}", f"{rows:,}")
+                rejected = load.quarantined.get(table, 0)
+                loads.add_row(
+                    load.source, f"{load.dataset}.{table}", f"{rows:,}", f"[yellow]{rejected:,}[/]" if rejected else ""
+                )
         tables.append(loads)
     if report.assets:
         by_kind = Table(title=f"Assets ({report.rounds} dbt invocation(s))")
@@ -92,11 +95,21 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
         for result in sorted(retried, key=lambda r: r.key):
             detail.add_row(result.key, styled(result.status), str(result.attempts), result.message[:120])
         tables.append(detail)
+    if report.checks:
+        by_kind = Table(title="Checks")
+        statuses = sorted({c.status for c in report.checks})
+        by_kind.add_column("kind")
+        for status in statuses:
+            by_kind.add_column(styled(status), justify="right")
+        for kind in sorted({c.check.kind for c in report.checks}):
+            counts = [sum(1 for c in report.checks if c.check.kind == kind and c.status == s) for s in statuses]
+            by_kind.add_row(kind, *[str(n) for n in counts])
+        tables.append(by_kind)
     problems = [c for c in report.checks if c.status not in ("pass", "success")]
     if problems:
         checks = Table(title="Checks that did not pass")
-        for column in ("asset", "check", "severity", "status", "failing rows"):
-            checks.add_column(column)
+        for column in ("asset", "check", "severity", "status", "rows", "detail"):
+            checks.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
         for result in problems:
             checks.add_row(
                 str(result.check.asset_key),
@@ -104,6 +117,7 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
                 result.check.severity.value,
                 styled(result.status),
                 "" if result.failures is None else str(result.failures),
+                result.message[:100],
             )
         tables.append(checks)
     if report.alerts_sent or report.alert_errors:

@@ -162,6 +162,8 @@ def build(
         command += ["--select", *selectors]
     callbacks = [_event_listener(on_event)] if on_event else []
     result = invoke(project, target, command, callbacks=callbacks, manifest=_PARSED.get(_cache_key(project, target)))
+    if target.type == "duckdb":
+        release_duckdb()
     if result.exception is not None and result.result is None:
         raise DbtInvocationError(f"dbt build could not run: {result.exception}")
     nodes = []
@@ -178,6 +180,22 @@ def build(
             )
         )
     return BuildResult(success=bool(result.success), results=nodes)
+
+
+def release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
+
+    DuckDB refuses a second in-process connection to a file with a different configuration, and the checks
+    that run between dbt invocations (GX through duckdb_engine, freshness) connect with their own; dbt-duckdb
+    reopens the file on its next invocation.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        env.close()
 
 
 def project_defaults(project: Project) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class DbtSegment:
         self._doomed: set[str] = set()
         self._opened: set[str] = set()
         self._started: dict[str, datetime] = {}
+        self.extra: tuple[str, ...] = ()
+        """Extra ``dbt build`` arguments for every invocation (say, ``--indirect-selection buildable``)."""
 
     # -- dbt callbacks (dbt's threads: record and enqueue only) ----------------------------------------
     def _on_event(self, event: dbt_executor.NodeEvent) -> None:
@@ -133,7 +135,7 @@ class DbtSegment:
         self._doomed = set()
         self._opened = set()
         self.rounds += 1
-        result = dbt_executor.build(self.project, self.target, selectors, on_event=self._on_event)
+        result = dbt_executor.build(self.project, self.target, selectors, extra=self.extra, on_event=self._on_event)
         for node in result.results:  # results are authoritative: fill in what callbacks could not say
             if node.unique_id.startswith("exposure."):
                 continue

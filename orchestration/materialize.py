@@ -6,6 +6,7 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,17 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind, RunPolicy
+from assets import AssetKey, AssetKind, RunPolicy, Severity
+from assets.checks import blocked_by, gate_stages
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
+from orchestration.checks import RunChecks
 from orchestration.engine import DbtNodePolicy, DbtSegment
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
-from orchestration.report import AssetResult, MaterializeReport, alerts_for, check_results, records
+from orchestration.report import AssetResult, MaterializeReport, alerts_for, dbt_check_outcomes, records
 from orchestration.run_log import RunLog
 from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
@@ -86,7 +89,21 @@ def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask
                 upstream=tuple(sorted(d for d in deps if d in selected_ids)),
             )
         )
+    freshness = set(plan.freshness_keys)
     for check in graph.checks:
+        if check.kind != "dbt_test":
+            runs = check.asset_key in plan.selected or (check.kind == "freshness" and check.asset_key in freshness)
+            if runs:
+                asset_id = graph.specs[check.asset_key].unique_id
+                tasks.append(
+                    MirroredTask(
+                        node_id=check.unique_id,
+                        name=check.id,
+                        tags=("check", f"check:{check.kind}", f"severity:{check.severity.value}"),
+                        upstream=(asset_id,) if asset_id in selected_ids else (),
+                    )
+                )
+            continue
         node = nodes.get(check.unique_id) or {}
         deps = node.get("depends_on", {}).get("nodes") or []
         if any(d in selected_ids for d in deps):
@@ -112,13 +129,22 @@ def node_policies(plan: RunPlan, manifest: dict[str, Any], retries: int | None) 
             budget = policy.retries if retries is None else retries
             policies[spec.unique_id] = DbtNodePolicy(budget, policy.retry_delay_seconds)
     for check in plan.graph.checks:
+        if check.kind != "dbt_test":
+            continue
         node = (manifest.get("nodes") or {}).get(check.unique_id) or {}
         hw = ((node.get("config") or {}).get("meta") or {}).get("headwater") or {}
         policies[check.unique_id] = DbtNodePolicy(int(hw.get("retries", 0)), float(hw.get("retry_delay_seconds", 0)))
     return policies
 
 
-def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirror, report: MaterializeReport) -> None:
+def _ingest(
+    project: Project,
+    target: Target,
+    plan: RunPlan,
+    mirror: TaskRunMirror,
+    report: MaterializeReport,
+    checks: RunChecks,
+) -> None:
     from ingestion import get_source
 
     progress = reporter()
@@ -141,9 +167,11 @@ def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirr
                     str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
                 )
                 progress.advance(str(keys[table]))
+            checks.load_failed(keys.values(), message)
             continue
         ended = datetime.now(UTC)
         report.ingested.append(load)
+        checks.quarantine(load, tables)
         for table in tables:
             rows = load.rows.get(table, 0)
             mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
@@ -155,6 +183,17 @@ def _ingest(project: Project, target: Target, plan: RunPlan, mirror: TaskRunMirr
     progress.done()
 
 
+def _skip(plan: RunPlan, keys: Iterable[AssetKey], reasons: dict[AssetKey, str], mirror, report) -> None:
+    now = datetime.now(UTC)
+    for key in sorted(keys):
+        spec = plan.graph.specs[key]
+        mirror.finish(spec.unique_id, Outcome.SKIPPED, reasons[key], now)
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "skipped", 0, None, None, message=reasons[key], node_id=spec.unique_id
+        )
+        report.blocked[str(key)] = reasons[key]
+
+
 def _build(
     project: Project,
     target: Target,
@@ -162,26 +201,29 @@ def _build(
     manifest: dict[str, Any],
     mirror: TaskRunMirror,
     report: MaterializeReport,
+    checks: RunChecks,
     *,
     retries: int | None,
     whole_project: bool,
 ) -> None:
+    """Build the plan's dbt nodes, stage by stage, with the GX suites of each stage's models between stages.
+
+    A blocking check (failed raw load, error-severity dbt test, GX expectation, freshness, quarantine) skips
+    exactly the downstream of the asset it checks; dbt gates on its own tests inside a build, and a stage
+    boundary is cut after every model whose GX suite can block a selected downstream model.
+    """
+    graph = plan.graph
     failed_raw = [AssetKey.parse(k) for k, r in report.assets.items() if r.status == "failed"]
-    blocked = plan.graph.downstream(failed_raw) & set(plan.dbt_keys)
-    keys = [k for k in plan.dbt_keys if k not in blocked]
-    now = datetime.now(UTC)
-    for key in sorted(blocked):
-        spec = plan.graph.specs[key]
-        mirror.finish(spec.unique_id, Outcome.SKIPPED, "an upstream raw table failed to load", now)
-        report.assets[str(key)] = AssetResult(
-            str(key), spec.kind.value, "skipped", 0, None, None, node_id=spec.unique_id
-        )
-    if not keys:
-        return
-    sub = RunPlan(graph=plan.graph, selected=plan.selected - blocked, ingest=plan.ingest, dbt_keys=tuple(keys))
-    selectors = None if whole_project and not blocked else sub.dbt_selectors
-    progress = reporter()
-    progress.phase("dbt build", total=len(keys) + sub.dbt_check_count)
+    reasons: dict[AssetKey, str] = {k: "an upstream raw table failed to load" for k in graph.downstream(failed_raw)}
+    reasons.update({k: v for k, v in blocked_by(graph, checks.outcomes).items() if k not in reasons})
+    dbt_keys = set(plan.dbt_keys)
+    gates = {
+        key
+        for key in plan.dbt_keys
+        if any(c.kind == "gx" and c.severity is Severity.ERROR for c in graph.checks_for(key))
+        and graph.downstream([key]) & dbt_keys
+    }
+    stages = gate_stages(graph, plan.dbt_keys, gates)
     segment = DbtSegment(
         project,
         target,
@@ -190,11 +232,34 @@ def _build(
         node_policies(plan, manifest, retries),
         on_progress=lambda uid, status: progress.advance(uid.split(".", 2)[-1]),
     )
+    if len(stages) > 1:
+        segment.extra = ("--indirect-selection", "buildable")  # a test waits for the stage that builds its parents
+    progress = reporter()
+    progress.phase("dbt build", total=len(plan.dbt_keys) + plan.dbt_check_count)
+    outcomes: dict = {}
     try:
-        outcomes = segment.run(selectors)
+        for number, stage in enumerate(stages):
+            skipped = [k for k in stage if k in reasons]
+            _skip(plan, skipped, reasons, mirror, report)
+            keys = tuple(k for k in stage if k not in reasons)
+            if not keys:
+                continue
+            raw = plan.selected - dbt_keys if number == 0 else frozenset()
+            sub = RunPlan(graph=graph, selected=raw | set(keys), ingest=plan.ingest, dbt_keys=keys)
+            whole = whole_project and len(stages) == 1 and not reasons
+            outcomes = segment.run(None if whole else sub.dbt_selectors)
+            _record_dbt(plan, outcomes, report)
+            built = [k for k in keys if report.assets.get(str(k)) and report.assets[str(k)].status == "success"]
+            checks.suites(built)
+            for key, reason in blocked_by(graph, checks.outcomes).items():
+                reasons.setdefault(key, reason)
     finally:
         progress.done()
     report.rounds = segment.rounds
+    report.checks = dbt_check_outcomes(graph, outcomes)
+
+
+def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> None:
     by_id = plan.graph.by_unique_id()
     for uid, outcome in outcomes.items():
         key = by_id.get(uid)
@@ -212,7 +277,6 @@ def _build(
             message=outcome.message if outcome.failed else "",
             node_id=uid,
         )
-    report.checks = check_results(plan.graph, outcomes)
 
 
 @flow(name="headwater-materialize", validate_parameters=False)
@@ -238,7 +302,7 @@ def materialize_flow(
     defaults = dbt_executor.project_defaults(project)
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
-    graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs)
+    graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir)
     plan = plan_run(graph, selection, exclude)
     progress.done()
 
@@ -249,14 +313,21 @@ def materialize_flow(
     router: AlertRouter = load_router(alerts_file(project.root))
     flow_run_id = flow_run.get_id()
     mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan, manifest))
+    checks = RunChecks(project, resolved, graph, mirror)
     try:
         if plan.ingest:
-            _ingest(project, resolved, plan, mirror, report)
+            _ingest(project, resolved, plan, mirror, report, checks)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
                 manifest = dbt_executor.parse(project, resolved)
-                graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs)
+                graph = asset_graph(
+                    manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir
+                )
                 plan = plan_run(graph, selection, exclude)
+                checks.graph = graph
+        # raw tables are checked right after they land: freshness of every source the run reads, GX suites
+        checks.freshness(plan.freshness_keys)
+        checks.suites(k for k in plan.selected if report.assets.get(str(k), None) and _landed(report, k))
         _build(
             project,
             resolved,
@@ -264,11 +335,18 @@ def materialize_flow(
             manifest,
             mirror,
             report,
+            checks,
             retries=retries,
             whole_project=not (selection or exclude),
         )
+        report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
+        for key, reason in blocked_by(plan.graph, report.checks).items():
+            report.blocked.setdefault(str(key), reason)
         run_python_assets(plan, python_assets, mirror, report, resolved)
     finally:
+        checks.close()
+        report.data_docs = str(checks.data_docs) if checks.data_docs else None
+        report.alert_errors.extend(checks.errors)
         mirror.close()
         report.mirror_errors = list(mirror.errors)
         report.task_runs = len(mirror.summary())
@@ -281,6 +359,11 @@ def materialize_flow(
     if report.ok:
         return Completed(message="materialized", data=report)
     return Failed(message="some assets or blocking checks failed", data=report)
+
+
+def _landed(report: MaterializeReport, key: AssetKey) -> bool:
+    result = report.assets[str(key)]
+    return result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")
 
 
 def _run_url(flow_run_id: Any) -> str | None:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from assets import AssetGraph, AssetKey, AssetKind, AssetSpec, DbtTranslator, RunPolicy, build_asset_graph, select
+from assets import (
+    AssetGraph,
+    AssetKey,
+    AssetKind,
+    AssetSpec,
+    CheckSpec,
+    DbtTranslator,
+    RunPolicy,
+    build_asset_graph,
+    select,
+)
+from quality.suites import load_suites
 
 
 @dataclass(frozen=True)
@@ -30,9 +42,18 @@ class RunPlan:
         return nodes + sources
 
     @property
+    def freshness_keys(self) -> tuple[AssetKey, ...]:
+        """Sources whose freshness this run checks: selected raw tables and those a selected dbt node reads."""
+        keys = {k for k in self.selected if not self.graph.specs[k].kind.is_dbt}
+        for key in self.dbt_keys:
+            keys.update(self.graph.specs[key].deps)
+        fresh = {c.asset_key for c in self.graph.checks if c.kind == "freshness"}
+        return tuple(sorted(keys & fresh))
+
+    @property
     def dbt_check_count(self) -> int:
         keys = set(self.dbt_keys) | {k for k in self.selected if self.graph.specs[k].kind is AssetKind.DLT}
-        return sum(1 for c in self.graph.checks if c.asset_key in keys)
+        return sum(1 for c in self.graph.checks if c.asset_key in keys and c.kind == "dbt_test")
 
 
 def asset_graph(
@@ -40,8 +61,14 @@ def asset_graph(
     defaults: dict[str, Any] | None = None,
     with_ingestion: bool = True,
     python_assets: list[AssetSpec] | None = None,
+    suites_dir: Path | None = None,
 ) -> AssetGraph:
-    """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only)."""
+    """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only) + their checks:
+    dbt tests and source freshness, contract quarantines, and the GX suites in ``suites_dir``.
+
+    Raises:
+        SuiteError: a suite file is invalid or names an asset the graph does not have.
+    """
     defaults = defaults or {}
     translator = DbtTranslator(
         RunPolicy(
@@ -49,14 +76,20 @@ def asset_graph(
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
         )
     )
-    ingestion = []
+    ingestion: list[AssetSpec] = []
+    checks: list[CheckSpec] = []
     if with_ingestion:
-        from ingestion import ingestion_specs  # dlt is a 1.3 s import: only projects that ingest pay it
+        from ingestion import ingestion_specs, quarantine_checks  # dlt is a 1.3 s import: only projects that ingest
 
         ingestion = ingestion_specs()
-    return build_asset_graph(
-        manifest=manifest, ingestion=ingestion, python_assets=python_assets or [], translator=translator
+        checks = quarantine_checks()
+    graph = build_asset_graph(
+        manifest=manifest, ingestion=ingestion, python_assets=python_assets or [], checks=checks, translator=translator
     )
+    if suites_dir is not None:
+        suite_checks = [c for suite in load_suites(suites_dir, graph.specs) for c in suite.checks]
+        graph = AssetGraph.from_specs(graph.specs.values(), [*graph.checks, *suite_checks])
+    return graph
 
 
 def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:

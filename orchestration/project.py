@@ -87,6 +87,14 @@ class Project:
         )
 
     @property
+    def suites_dir(self) -> Path | None:
+        """Great Expectations suites (``<asset key>.yml``): ``HEADWATER_SUITES_DIR``, else ``quality/suites`` of
+        Headwater's own project; None for a foreign dbt project (the demo's suites name the demo's assets)."""
+        if os.environ.get("HEADWATER_SUITES_DIR"):
+            return Path(os.environ["HEADWATER_SUITES_DIR"]).resolve()
+        return self.root / "quality" / "suites" if self.is_headwater_dbt_project else None
+
+    @property
     def dbt_target_path(self) -> Path:
         """dbt's artifacts (manifest, run results), kept per data folder so test runs never share them."""
         return self.data_dir / "dbt_target"

@@ -75,10 +75,13 @@ def run_python_assets(
             for d in spec.deps
             if report.assets.get(str(d)) and report.assets[str(d)].status in ("failed", "skipped")
         ]
-        if blocked:
-            mirror.finish(spec.unique_id, Outcome.SKIPPED, f"upstream {', '.join(blocked)} did not materialize")
+        reason = report.blocked.get(str(key)) or (
+            f"upstream {', '.join(blocked)} did not materialize" if blocked else ""
+        )
+        if reason:
+            mirror.finish(spec.unique_id, Outcome.SKIPPED, reason)
             report.assets[str(key)] = AssetResult(
-                str(key), AssetKind.PYTHON.value, "skipped", 0, None, None, node_id=spec.unique_id
+                str(key), AssetKind.PYTHON.value, "skipped", 0, None, None, message=reason, node_id=spec.unique_id
             )
             continue
         context = AssetContext(

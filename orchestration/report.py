@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from assets import AssetGraph, AssetKey, CheckSpec, Severity
+from assets import AssetGraph, AssetKey
+from assets.checks import CheckOutcome
 from assets.run_log import CheckRecord, Materialization
 from orchestration.alerts import Alert
 from orchestration.engine import NodeOutcome
@@ -29,19 +30,6 @@ class AssetResult:
     node_id: str = ""
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    check: CheckSpec
-    status: str  # pass | warn | fail | error | skipped
-    attempts: int = 0
-    failures: int | None = None
-    message: str = ""
-
-    @property
-    def blocking_failure(self) -> bool:
-        return self.status in ("fail", "error") and self.check.severity is Severity.ERROR
-
-
 @dataclass
 class MaterializeReport:
     run_id: str
@@ -50,7 +38,10 @@ class MaterializeReport:
     exclude: str | None = None
     ingested: list[LoadResult] = field(default_factory=list)
     assets: dict[str, AssetResult] = field(default_factory=dict)
-    checks: list[CheckResult] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Assets skipped because a blocking check upstream failed, with the check's id."""
+    data_docs: str | None = None
     sources_regenerated: list[str] = field(default_factory=list)
     rounds: int = 0
     alerts_sent: list[tuple[str, str]] = field(default_factory=list)
@@ -70,26 +61,28 @@ class MaterializeReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not any(c.blocking_failure for c in self.checks)
+        return not self.failed and not self.skipped and not any(c.blocking for c in self.checks)
+
+    @property
+    def quarantined(self) -> dict[str, int]:
+        """Rows rejected by data contracts in this run, per raw table."""
+        return {f"{load.dataset}.{table}": n for load in self.ingested for table, n in load.quarantined.items()}
 
 
-def check_results(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -> list[CheckResult]:
+def dbt_check_outcomes(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -> list[CheckOutcome]:
     """dbt test outcomes as checks ``(asset key, check name)`` with their severity."""
     results = []
     for check in graph.checks:
         outcome = outcomes.get(check.unique_id)
         if outcome is None:
             continue
-        results.append(
-            CheckResult(
-                check, outcome.status, outcome.attempts, outcome.failures, outcome.message if outcome.failed else ""
-            )
-        )
-    return sorted(results, key=lambda r: (str(r.check.asset_key), r.check.name))
+        message = outcome.message if outcome.failed or outcome.status == "warn" else ""
+        results.append(CheckOutcome(check, outcome.status, outcome.failures, message, outcome.attempts))
+    return results
 
 
 def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None) -> list[Alert]:
-    """One alert per asset or blocking check whose last attempt failed."""
+    """One alert per asset whose last attempt failed and per check that failed or warned with failing rows."""
 
     def alert(key: str, kind: str, error: str, attempts: int) -> Alert:
         spec = graph.specs.get(AssetKey.parse(key))
@@ -108,10 +101,13 @@ def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None
     alerts = [
         alert(r.key, r.kind, r.message or "failed", r.attempts) for r in sorted(report.failed, key=lambda r: r.key)
     ]
-    for check in report.checks:
-        if check.blocking_failure:
+    for check in sorted(report.checks, key=lambda c: c.check.id):
+        if check.alerting:
             error = check.message or f"{check.failures} failing rows"
-            alerts.append(alert(str(check.check.asset_key), f"check:{check.check.name}", error, check.attempts))
+            severity = check.check.severity.value
+            alerts.append(
+                alert(str(check.check.asset_key), f"check:{check.check.name} ({severity})", error, check.attempts)
+            )
     return alerts
 
 

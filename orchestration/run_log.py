@@ -68,16 +68,7 @@ class RunLog:
     @classmethod
     def for_target(cls, project: Project, target: Target) -> RunLog:
         if target.type == "postgres":
-            c = target.config
-            url = sa.URL.create(
-                "postgresql+psycopg2",
-                username=c["user"],
-                password=c.get("password") or None,
-                host=c["host"],
-                port=int(c.get("port", 5432)),
-                database=c["dbname"],
-            )
-            return cls(url.render_as_string(hide_password=False), schema="headwater")
+            return cls(target.sqlalchemy_url(), schema="headwater")
         project.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{project.data_dir / f'run_log_{target.name}.sqlite'}")
 

@@ -39,6 +39,39 @@ class Target:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     """Variables to set for dbt so that it renders the same target (never holds secrets)."""
 
+    def sqlalchemy_url(self) -> str:
+        """A SQLAlchemy URL for the warehouse (checks, freshness). Holds the password: never print it.
+
+        Raises:
+            UnknownTargetError: an adapter Headwater cannot query.
+        """
+        import sqlalchemy as sa
+
+        c = self.config
+        if self.type == "duckdb":
+            return f"duckdb:///{Path(c['path']).resolve()}"
+        if self.type == "postgres":
+            url = sa.URL.create(
+                "postgresql+psycopg2",
+                username=c["user"],
+                password=c.get("password") or None,
+                host=c["host"],
+                port=int(c.get("port", 5432)),
+                database=c["dbname"],
+            )
+            return url.render_as_string(hide_password=False)
+        if self.type == "snowflake":
+            url = sa.URL.create(
+                "snowflake",
+                username=c["user"],
+                password=c.get("password") or None,
+                host=c["account"],
+                database=c["database"],
+                query={"warehouse": c["warehouse"], **({"role": c["role"]} if c.get("role") else {})},
+            )
+            return url.render_as_string(hide_password=False)
+        raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot query")
+
     def dlt_destination(self):
         """The dlt destination for this target."""
         import dlt

@@ -46,7 +46,11 @@ def write_spend(landing: Path, *, seed: int, scale: float, days: range) -> list[
             impressions = int(rng.integers(2_000, 20_000) * scale) + 1
             clicks = int(impressions * rng.uniform(0.005, 0.04))
             spend = round(float(clicks * rng.uniform(0.2, 1.5)), 2)
-            rows.append((date, channel, campaign_id, name, impressions, clicks, spend))
+            rows.append([date, channel, campaign_id, name, impressions, clicks, spend])
+        if day % 11 == 3:
+            rows[day % len(rows)][6] = "n/a"  # deliberately dirty: the platform exported no spend figure
+        elif day % 11 == 8:
+            rows[day % len(rows)][2] = ""  # deliberately dirty: a row without its campaign id
         tmp = path.with_suffix(".csv.tmp")
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)

@@ -11,9 +11,23 @@ from pathlib import Path
 import dlt
 from dlt.sources.sql_database import sql_database
 
+from ingestion.contracts import ColumnRule, TableContract, contract_hints, contracted
 from ingestion.shop.simulator import TABLES
 
 PRIMARY_KEYS = {table: "id" for table in TABLES}
+CONTRACTS = {
+    "payments": TableContract(
+        table="payments",
+        key="id",
+        columns=(
+            ColumnRule("id", "bigint", required=True),
+            ColumnRule("order_id", "bigint", required=True),
+            ColumnRule("amount", "double", required=True),
+            ColumnRule("paid_at", "timestamp", required=True),
+        ),
+    ),
+}
+"""Tables held to a contract: rows that break it are quarantined (see ingestion/contracts.py)."""
 
 
 @dlt.source(name="shop")
@@ -36,5 +50,18 @@ def shop_source(db_path: Path, chunk_size: int = 100_000) -> list:
             primary_key=PRIMARY_KEYS[table],
             incremental=dlt.sources.incremental("updated_at"),
         )
-        resources.append(resource)
+        contract = CONTRACTS.get(table)
+        if contract is None:
+            resources.append(resource)
+            continue
+        # the contracted table reads the database rows through one extraction (and one incremental cursor)
+        rows = resource.with_name(f"{table}_rows")
+        checked, quarantine = contracted(rows, contract, source="shop")
+        checked.apply_hints(
+            write_disposition="merge",
+            primary_key=PRIMARY_KEYS[table],
+            columns=rows.columns,
+            **contract_hints(contract, declare_types=False),
+        )
+        resources.extend([checked, quarantine])
     return resources

@@ -1,0 +1,141 @@
+"""What check results mean for a run: which assets a failed check blocks, how freshness is judged, and how
+a selection is cut into stages so that a blocking check can run between an asset and its downstream.
+
+Pure functions over the graph; evaluating checks (dbt, Great Expectations, SQL) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from assets.keys import AssetKey
+from assets.specs import CheckSpec, Severity
+
+if TYPE_CHECKING:
+    from assets.graph import AssetGraph
+
+PASSED = ("pass", "warn", "success")
+"""Statuses of a check that let its asset's downstream run (``warn``: failures under the error threshold)."""
+
+_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One evaluation of one check: ``status`` is pass, warn, fail, error (could not run) or skipped."""
+
+    check: CheckSpec
+    status: str
+    failures: int | None = None
+    message: str = ""
+    attempts: int = 1
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+    @property
+    def blocking(self) -> bool:
+        """A failure that stops the checked asset's downstream assets in this run."""
+        return self.failed and self.check.severity is Severity.ERROR
+
+    @property
+    def alerting(self) -> bool:
+        """Worth an alert: any failure, and a warn-severity check that found failing rows."""
+        return self.failed or (self.status == "warn" and bool(self.failures))
+
+
+def blocked_by(graph: AssetGraph, outcomes: Iterable[CheckOutcome]) -> dict[AssetKey, str]:
+    """The assets a run must skip because a blocking check failed upstream, each with the check that blocks it.
+
+    Only the failed check's asset's *downstream* is blocked; the asset itself stays materialized and
+    unrelated branches are untouched.
+    """
+    blocked: dict[AssetKey, str] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.check.id):
+        if not outcome.blocking or outcome.check.asset_key not in graph:
+            continue
+        for key in sorted(graph.downstream([outcome.check.asset_key])):
+            blocked.setdefault(key, f"blocking check {outcome.check.id} failed")
+    return blocked
+
+
+def gate_stages(graph: AssetGraph, keys: Iterable[AssetKey], gates: Iterable[AssetKey]) -> list[list[AssetKey]]:
+    """Cut ``keys`` into stages so that every asset in ``gates`` finishes a stage before its downstream starts.
+
+    An asset's stage is the largest number of gates on any path to it (the gate itself not counted), so a
+    plan without gated assets is one stage. Each stage is sorted.
+    """
+    wanted = set(keys)
+    gate_set = set(gates)
+    stage: dict[AssetKey, int] = {}
+    for key in graph.toposorted():
+        if key not in wanted:
+            continue
+        level = 0
+        for dep in graph.specs[key].deps:
+            if dep in stage:
+                level = max(level, stage[dep] + (1 if dep in gate_set else 0))
+            elif dep in graph:
+                # an unselected asset between two selected ones still carries the gates above it
+                level = max(level, _level_through(graph, dep, stage, gate_set))
+        stage[key] = level
+    stages: list[list[AssetKey]] = [[] for _ in range(max(stage.values(), default=-1) + 1)]
+    for key, level in stage.items():
+        stages[level].append(key)
+    return [sorted(s) for s in stages if s]
+
+
+def _level_through(graph: AssetGraph, key: AssetKey, stage: Mapping[AssetKey, int], gates: set[AssetKey]) -> int:
+    return max(
+        (stage[a] + (1 if a in gates else 0) for a in graph.upstream([key]) if a in stage),
+        default=0,
+    )
+
+
+def period(spec: Mapping[str, Any] | None) -> timedelta | None:
+    """dbt's ``{count: 24, period: hour}`` as a timedelta (None when unset).
+
+    Raises:
+        ValueError: an unknown period or a non-positive count.
+    """
+    if not spec or spec.get("count") is None:
+        return None
+    unit = str(spec.get("period", "hour")).lower()
+    if unit not in _PERIODS:
+        raise ValueError(f"freshness period {unit!r} is not one of {', '.join(_PERIODS)}")
+    count = int(spec["count"])
+    if count <= 0:
+        raise ValueError(f"freshness count must be positive, got {count}")
+    return count * _PERIODS[unit]
+
+
+def freshness_outcome(check: CheckSpec, loaded_at: datetime | None, now: datetime) -> CheckOutcome:
+    """Judge an asset's data age against ``check.config``'s ``warn_after`` / ``error_after`` (timedeltas).
+
+    No data at all is as stale as can be: it fails when either threshold is set.
+    """
+    warn_after: timedelta | None = check.config.get("warn_after")
+    error_after: timedelta | None = check.config.get("error_after")
+    if loaded_at is None:
+        status = "fail" if error_after else "warn"
+        return CheckOutcome(check, status, 1, f"{check.asset_key} has no rows, so no load time to judge")
+    age = now - loaded_at
+    shown = _age(age)
+    if error_after is not None and age > error_after:
+        return CheckOutcome(check, "fail", 1, f"last load {shown} ago, older than error_after {_age(error_after)}")
+    if warn_after is not None and age > warn_after:
+        return CheckOutcome(check, "warn", 1, f"last load {shown} ago, older than warn_after {_age(warn_after)}")
+    return CheckOutcome(check, "pass", 0, f"last load {shown} ago")
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

@@ -1,0 +1,219 @@
+"""Running Great Expectations suites in the warehouse, on PostgreSQL, Snowflake and DuckDB alike.
+
+GX's SQL data sources push every expectation down as aggregate queries, so a suite reads no rows into
+Python. GX 1.x does not support DuckDB through SQLAlchemy: with duckdb_engine every expectation fails
+with "list index out of range", because GX hands each metric its own pooled connection. GX already keeps
+one persisted connection for SQLite and SQL Server (its private ``_PERSISTED_CONNECTION_DIALECTS``);
+:func:`enable_duckdb` adds DuckDB to that tuple, after which the same suites run in DuckDB, pushed down
+like anywhere else. Because that touches a private name, GX is pinned exactly (``GX_VERSION``) and
+``tests/quality/test_gx_runner.py`` fails when either the pin or the name changes.
+
+Importing ``great_expectations`` costs seconds (20-45 s on a cold machine): this module imports it only
+inside functions, and only runs that have suites to run call them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assets import Severity
+from assets.checks import CheckOutcome
+
+from quality.suites import Suite
+
+GX_VERSION = "1.24.1"
+"""The exact GX version the DuckDB patch was verified on (pyproject pins the same)."""
+
+
+class GxVersionError(RuntimeError):
+    """The installed GX is not the version the DuckDB patch was verified on."""
+
+
+class _Dialect(str):
+    """A dialect name GX's persisted-connection check accepts: compares as a string, has ``.value``."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def enable_duckdb() -> None:
+    """Let GX's SQLAlchemy engine run on DuckDB by keeping one persisted connection (idempotent).
+
+    Raises:
+        GxVersionError: GX is not ``GX_VERSION``; re-verify the patch before changing the pin.
+    """
+    import great_expectations as gx
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    if gx.__version__ != GX_VERSION:
+        raise GxVersionError(
+            f"great_expectations {gx.__version__} is installed, but Headwater's DuckDB support was verified on "
+            f"{GX_VERSION}; pin great-expectations=={GX_VERSION} or re-run tests/quality/test_gx_runner.py "
+            "and update quality/gx_runner.GX_VERSION"
+        )
+    dialects = engine._PERSISTED_CONNECTION_DIALECTS
+    if not any(d == "duckdb" for d in dialects):
+        engine._PERSISTED_CONNECTION_DIALECTS = (*dialects, _Dialect("duckdb"))
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Where suites run: a SQLAlchemy URL (secret: held in an environment variable, never in GX's files)."""
+
+    target: str
+    url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.url.split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def env_var(self) -> str:
+        return "HEADWATER_GX_URL_" + re.sub(r"[^A-Z0-9]", "_", self.target.upper())
+
+
+class SuiteRunner:
+    """Runs suites against one warehouse through one GX file context (results and Data Docs kept there).
+
+    GX keeps its project in ``<root_dir>/gx``; Data Docs land in its ``uncommitted/data_docs/local_site``.
+    """
+
+    def __init__(self, root_dir: Path, warehouse: Warehouse) -> None:
+        _quiet_gx()
+        import great_expectations as gx
+
+        if warehouse.dialect == "duckdb":
+            enable_duckdb()
+        self.warehouse = warehouse
+        self.root_dir = Path(root_dir)
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.gx = gx
+        self.context = gx.get_context(mode="file", project_root_dir=str(self.root_dir))
+        self.context.variables.progress_bars = {"globally": False}
+        # GX writes data sources into great_expectations.yml: store a ${VAR} reference, never the URL.
+        os.environ[warehouse.env_var] = warehouse.url
+        self.datasource = self.context.data_sources.add_or_update_sql(
+            name=f"headwater_{warehouse.target}", connection_string="${" + warehouse.env_var + "}"
+        )
+
+    def run(self, suite: Suite, schema: str, table: str) -> list[CheckOutcome]:
+        """Validate ``schema.table`` against ``suite``; one outcome per expectation, in the suite's order.
+
+        A suite GX cannot even build (an unknown expectation, bad arguments) yields ``error`` outcomes that
+        name the suite file, rather than raising.
+        """
+        gx = self.gx
+        asset_name = f"{schema}.{table}"
+        try:
+            asset = self.datasource.get_asset(asset_name)
+        except LookupError:
+            asset = self.datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
+        batch = next((b for b in asset.batch_definitions if b.name == "whole_table"), None)
+        batch = batch or asset.add_batch_definition_whole_table("whole_table")
+        expectations, problems = [], []
+        for check in suite.checks:
+            try:
+                expectations.append(_expectation(gx, check.config["type"], check.config["kwargs"], check.name))
+            except Exception as exc:  # GX raises pydantic, KeyError and its own errors for bad declarations
+                problems.append(CheckOutcome(check, "error", None, f"{check.path}: {check.name}: {_first_line(exc)}"))
+        if problems:
+            return problems + [CheckOutcome(c, "skipped", None, "suite invalid") for c in suite.checks[len(problems) :]]
+        gx_suite = self.context.suites.add_or_update(
+            gx.ExpectationSuite(name=str(suite.asset_key), expectations=expectations)
+        )
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{suite.asset_key}@{self.warehouse.target}", data=batch, suite=gx_suite)
+        )
+        result = definition.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+        by_name = {check.name: check for check in suite.checks}
+        outcomes = []
+        for item in result.results:
+            check = by_name[item.expectation_config.meta["headwater_check"]]
+            outcomes.append(_outcome(check, item))
+        return sorted(outcomes, key=lambda o: [c.name for c in suite.checks].index(o.check.name))
+
+    def build_docs(self) -> Path | None:
+        """Build GX Data Docs from every stored validation result; returns the index page."""
+        self.context.build_data_docs()
+        index = data_docs_index(self.root_dir)
+        return index if index.exists() else None
+
+    def close(self) -> None:
+        """Close GX's persisted warehouse connections (DuckDB allows one writer; dbt needs it next)."""
+        for datasource in self.context.data_sources.all().values():
+            execution_engine = getattr(datasource, "_execution_engine", None)
+            if execution_engine is not None:
+                if execution_engine._connection is not None:
+                    execution_engine._connection.close()
+                    execution_engine._connection = None
+                execution_engine.engine.dispose()
+            if getattr(datasource, "_engine", None) is not None:
+                datasource._engine.dispose()
+
+
+def data_docs_index(root_dir: Path) -> Path:
+    """Where :meth:`SuiteRunner.build_docs` writes the Data Docs index page for ``root_dir``."""
+    return Path(root_dir) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _expectation(gx: Any, expectation: str, kwargs: dict[str, Any], name: str) -> Any:
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    try:
+        impl = get_expectation_impl(expectation)
+    except Exception:
+        raise ValueError(f"unknown expectation {expectation!r} in Great Expectations {gx.__version__}") from None
+    return impl(**kwargs, meta={"headwater_check": name})
+
+
+def _outcome(check: Any, item: Any) -> CheckOutcome:
+    info = item.exception_info or {}
+    raised = [v for v in ([info] if "raised_exception" in info else info.values()) if isinstance(v, dict)]
+    error = next((v.get("exception_message") for v in raised if v.get("raised_exception")), None)
+    if error:
+        return CheckOutcome(check, "error", None, f"{check.path}: {check.name}: {_first_line(error)}")
+    if item.success:
+        return CheckOutcome(check, "pass", 0, _observed(item.result))
+    result = item.result or {}
+    failures = result.get("unexpected_count")
+    status = "warn" if check.severity is Severity.WARN else "fail"
+    return CheckOutcome(check, status, int(failures) if failures is not None else 1, _observed(result))
+
+
+def _observed(result: dict[str, Any] | None) -> str:
+    result = result or {}
+    parts = []
+    if result.get("unexpected_count") is not None:
+        parts.append(f"{result['unexpected_count']} of {result.get('element_count')} rows unexpected")
+        sample = result.get("partial_unexpected_list") or []
+        if sample:
+            parts.append("e.g. " + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in sample[:5]))
+    elif "observed_value" in result:
+        parts.append(f"observed {result['observed_value']!r}")
+    return "; ".join(parts)
+
+
+def _first_line(exc: Any) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+def _quiet_gx() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_suites(runner: SuiteRunner, suites: Sequence[tuple[Suite, str, str]]) -> list[CheckOutcome]:
+    """Run several suites on one runner; one list of outcomes."""
+    outcomes: list[CheckOutcome] = []
+    for suite, schema, table in suites:
+        outcomes.extend(runner.run(suite, schema, table))
+    return outcomes
