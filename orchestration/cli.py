@@ -70,7 +70,18 @@ def _graph(project: Project, resolved):
         python_specs = [a.spec for a in load_python_assets(project.root)]
     except PythonAssetError as exc:
         raise _fail(str(exc)) from None
-    return asset_graph(manifest, dbt_executor.project_defaults(project), project.is_headwater_dbt_project, python_specs)
+    from quality.suites import SuiteError
+
+    try:
+        return asset_graph(
+            manifest,
+            dbt_executor.project_defaults(project),
+            project.is_headwater_dbt_project,
+            python_specs,
+            project.suites_dir,
+        )
+    except SuiteError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude):
@@ -400,10 +411,12 @@ def status(
     from orchestration.run_log import RunLog
 
     project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
-    latest, successful = RunLog.for_target(project, resolved).latest()
+    run_log = RunLog.for_target(project, resolved)
+    latest, successful = run_log.latest()
+    checks = run_log.latest_checks()
     stale = stale_reasons(graph, successful)
     table = Table(title=f"Asset status on {resolved.name}")
-    for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "stale"):
+    for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "checks", "stale"):
         table.add_column(column)
     for key in graph.toposorted():
         if key not in chosen or not graph.specs[key].kind.is_materializable:
@@ -417,9 +430,63 @@ def status(
             "" if record is None or record.rows is None else f"{record.rows:,}",
             record.ended_at.strftime("%Y-%m-%d %H:%M:%S") if record and record.ended_at else "",
             (record.run_id[:8] if record else ""),
+            _check_summary(
+                [checks[(str(key), c.name)][0].status for c in graph.checks_for(key) if (str(key), c.name) in checks]
+            ),
             f"[yellow]{stale[key]}[/]" if key in stale else "",
         )
     console.print(table)
+
+
+def _check_summary(statuses: list[str]) -> str:
+    from orchestration.console import styled
+
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    return " ".join(f"{n} {styled(s)}" for s, n in counts.items())
+
+
+@app.command()
+def checks(
+    selection: Annotated[
+        str | None, typer.Argument(help="dbt-style selection of assets (default: everything).")
+    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only checks whose last result was not a pass.")] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Every check on the selected assets (dbt tests, GX expectations, freshness, quarantine) and its last result."""
+    from rich.table import Table
+
+    from orchestration.console import styled
+    from orchestration.run_log import RunLog
+
+    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
+    latest = RunLog.for_target(project, resolved).latest_checks()
+    table = Table(title=f"Checks on {resolved.name}")
+    for column in ("asset", "check", "kind", "severity", "last", "rows", "when", "detail"):
+        table.add_column(column, overflow="fold", justify="right" if column == "rows" else "left")
+    shown = 0
+    for check in sorted(graph.checks, key=lambda c: (str(c.asset_key), c.name)):
+        if check.asset_key not in chosen:
+            continue
+        record, ended = latest.get((str(check.asset_key), check.name), (None, None))
+        if failed and (record is None or record.status in ("pass", "success")):
+            continue
+        shown += 1
+        table.add_row(
+            str(check.asset_key),
+            check.name,
+            check.kind,
+            check.severity.value,
+            styled(record.status) if record else "[dim]never run[/]",
+            "" if record is None or record.failures is None else str(record.failures),
+            ended.strftime("%Y-%m-%d %H:%M") if ended else "",
+            (record.message if record else check.description)[:100],
+        )
+    console.print(table)
+    console.print(f"{shown} check(s) on {len(chosen)} selected asset(s)")
 
 
 @app.command()
@@ -440,14 +507,34 @@ def docs(
         raise _fail(f"dbt docs generate failed: {result.exception or 'see data/dbt_logs/dbt.log'}")
     index = project.dbt_target_path / "index.html"
     console.print(f"docs written to {index}")
+    data_docs = _copy_data_docs(project)
+    if data_docs:
+        console.print(f"GX Data Docs (validation results of the last runs) copied to {data_docs}")
+    else:
+        console.print("[dim]no GX Data Docs yet: they appear after a run with Great Expectations suites[/]")
     if serve:
         console.print(f"serving on http://127.0.0.1:{port} (Ctrl+C to stop)")
+        if data_docs:
+            console.print(f"GX Data Docs: http://127.0.0.1:{port}/gx_data_docs/index.html")
         dbt_executor.invoke(
             project,
             resolved,
             ["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"],
             quiet=False,
         )
+
+
+def _copy_data_docs(project: Project) -> Path | None:
+    """Put GX's Data Docs beside dbt's docs (``<dbt target>/gx_data_docs``) so one server shows both."""
+    import shutil
+
+    site = project.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+    if not (site / "index.html").exists():
+        return None
+    destination = project.dbt_target_path / "gx_data_docs"
+    shutil.rmtree(destination, ignore_errors=True)
+    shutil.copytree(site, destination)
+    return destination / "index.html"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -122,3 +122,17 @@ class RunLog:
                 if record.status == "success":
                     successful[record.asset_key] = record
         return latest, successful
+
+    def latest_checks(self) -> dict[tuple[str, str], tuple[CheckRecord, datetime | None]]:
+        """The newest result of every check ``(asset key, check name)``, with its run's end time."""
+        query = (
+            sa.select(CHECKS, RUNS.c.ended_at).join(RUNS, RUNS.c.run_id == CHECKS.c.run_id).order_by(RUNS.c.started_at)
+        )
+        latest: dict[tuple[str, str], tuple[CheckRecord, datetime | None]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                values = dict(row)
+                ended = values.pop("ended_at")
+                record = CheckRecord(**values)
+                latest[(record.asset_key, record.check_name)] = (record, ended)
+        return latest
