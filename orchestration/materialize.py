@@ -274,9 +274,12 @@ def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> Non
             outcome.started_at,
             outcome.ended_at,
             rows=outcome.rows,
-            message=outcome.message if outcome.failed else "",
+            message=outcome.message if outcome.failed else _SKIPPED_BY_DBT if status == "skipped" else "",
             node_id=uid,
         )
+
+
+_SKIPPED_BY_DBT = "skipped by dbt: an upstream node or error-severity test failed"
 
 
 @flow(name="headwater-materialize", validate_parameters=False)
