@@ -83,12 +83,14 @@ class TableContract:
 def split(table: pa.Table, contract: TableContract) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Rows of ``table`` that keep the contract (cast to its types) and ``(row index, reason)`` for the rest.
 
-    A column the contract names but the batch lacks fails every row of the batch (say, a renamed CSV header).
+    A required column the batch lacks fails every row of the batch (say, a renamed CSV header).
     """
     bad = pa.array([False] * table.num_rows, pa.bool_())
     masks: list[tuple[ColumnRule, pa.Array | None]] = []
     for rule in contract.columns:
         if rule.name not in table.column_names:
+            if not rule.required:
+                continue  # an optional column an export left out: dlt loads it as NULL
             masks.append((rule, None))
             bad = pa.array([True] * table.num_rows, pa.bool_())
             continue

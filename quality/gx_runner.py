@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,9 @@ class SuiteRunner:
         try:
             asset = self.datasource.get_asset(asset_name)
         except LookupError:
-            asset = self.datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
+            with warnings.catch_warnings():  # schema_name is deprecated, but one data source serves every schema
+                warnings.simplefilter("ignore", DeprecationWarning)
+                asset = self.datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
         batch = next((b for b in asset.batch_definitions if b.name == "whole_table"), None)
         batch = batch or asset.add_batch_definition_whole_table("whole_table")
         expectations, problems = [], []

@@ -218,3 +218,36 @@ def read_task_runs(api_url: str, flow_run_id: str, *, expect_at_least: int = 1, 
                 return runs
             time.sleep(0.5)
     return last
+
+
+PG_HOST = os.environ.get("HEADWATER_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HEADWATER_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("HEADWATER_TEST_PG_USER", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh PostgreSQL database for this test session (dropped at the end), as a SQLAlchemy URL.
+
+    Skips with the reason when no server answers (a laptop); CI turns that skip into a failure.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {str(exc.orig).strip()[:200]}")
+    name = f"hw_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    try:
+        yield f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
