@@ -78,7 +78,7 @@ def run_source(
             raise
         # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the
         # incremental cursor where it was, so the same rows come again once the contract or source is fixed
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
         raise ContractViolation(definition, violation) from None
     normalize = pipeline.last_trace.last_normalize_info
     counts = normalize.row_counts if normalize else {}

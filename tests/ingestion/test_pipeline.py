@@ -95,3 +95,34 @@ def test_missing_inputs_name_the_fix(tmp_path: Path) -> None:
         SOURCES["shop"].build(paths)
     with pytest.raises(LookupError, match="headwater ingest"):
         stored_schema(SOURCES["shop"], target="nowhere", pipelines_dir=tmp_path)
+
+
+def test_a_frozen_contract_violation_names_the_column_and_leaves_the_pipeline_usable(tmp_path: Path) -> None:
+    from ingestion import ContractViolation, SourceDefinition
+
+    batches = [[{"id": 1, "amount": 10}], [{"id": 2, "amount": "ten"}], [{"id": 3, "amount": 30}]]
+
+    @dlt.source(name="frozen")
+    def frozen(_paths):
+        @dlt.resource(name="payments", schema_contract={"data_type": "freeze"}, write_disposition="append")
+        def payments():
+            yield batches.pop(0)
+
+        return [payments]
+
+    definition = SourceDefinition(
+        name="frozen", dataset="raw_frozen", description="", build=frozen, dbt_folder="frozen", tables=("payments",)
+    )
+    destination = dlt.destinations.duckdb(str(tmp_path / "wh.duckdb"))
+
+    def run():
+        return run_source(definition, None, destination, target="test", pipelines_dir=tmp_path / "pipes")
+
+    assert run().rows == {"payments": 1}
+    with pytest.raises(ContractViolation) as caught:
+        run()
+    message = str(caught.value)
+    assert "raw_frozen.payments.amount" in message and "freeze" in message and "nothing from this run" in message
+    assert run().rows == {"payments": 1}, "the next good run loads: the failed package does not block it"
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert sorted(con.execute("select id from raw_frozen.payments").fetchall()) == [(1,), (3,)]
