@@ -97,7 +97,8 @@ def invoke(
 
     project.data_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        *(["--quiet"] if quiet else []),
+        # node failures reach the run summary and the run log; the console gets nothing (the file log keeps all)
+        *(["--log-level", "none"] if quiet else []),
         "--no-send-anonymous-usage-stats",
         # dbt's debug-level file log costs ~15% of a build on DuckDB (a lock every node thread fights for).
         "--log-level-file",
