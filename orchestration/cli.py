@@ -368,7 +368,8 @@ def retry(
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
-    """Re-run only the assets that failed or were skipped in the last run on the target."""
+    """Re-run only the assets that failed or were skipped in the last run on the target, with the assets whose
+    blocking checks failed (re-materialized and re-checked, so a still-failing check keeps blocking)."""
     from orchestration.run_log import RunLog
 
     project = _project(project_dir, dbt_project, profiles_dir)
@@ -377,7 +378,13 @@ def retry(
     last = log.last_run(resolved.name)
     if last is None:
         raise _fail(f"no run recorded on target {resolved.name}; run `headwater materialize` first")
-    todo = sorted(m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped"))
+    todo = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
+    blocking = {
+        c.asset_key
+        for c in log.check_records(last["run_id"])
+        if c.severity == "error" and c.status in ("fail", "error")
+    }
+    todo = sorted(todo | blocking)
     if not todo:
         console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets")
         return

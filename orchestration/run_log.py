@@ -123,6 +123,11 @@ class RunLog:
                     successful[record.asset_key] = record
         return latest, successful
 
+    def check_records(self, run_id: str) -> list[CheckRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(CHECKS).where(CHECKS.c.run_id == run_id)).mappings()
+            return [CheckRecord(**dict(r)) for r in rows]
+
     def latest_checks(self) -> dict[tuple[str, str], tuple[CheckRecord, datetime | None]]:
         """The newest result of every check ``(asset key, check name)``, with its run's end time."""
         query = (

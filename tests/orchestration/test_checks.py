@@ -27,6 +27,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema landing")
         con.execute("create table landing.events as select 1 as id, now() - interval 5 day as loaded_at")
+        con.execute("create table landing.orders as select * from (values (1), (1), (2)) as t(id)")
     receiver = Receiver()
     alerts = root / "alerts.yml"
     alerts.write_text(
@@ -49,21 +50,25 @@ def gated(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
     args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
     run = run_cli(["materialize", *args], env, check=False)
     checks = run_cli(["checks", *args, "--failed"], env)
+
+    def tables() -> set[str]:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            sql = "select table_name from information_schema.tables where table_schema = 'main'"
+            return {r[0] for r in con.execute(sql).fetchall()}
+
+    first_tables = tables()
+    retry = run_cli(["retry", *args], env, check=False)
+    retry_tables = tables()
     receiver.close()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema='main'"
-            ).fetchall()
-        }
     flow_run_id = next(
         line.split("flow run ")[1].split(")")[0] for line in run.stdout.splitlines() if "flow run " in line
     )
     yield {
         "run": run,
         "checks": checks,
-        "tables": tables,
+        "tables": first_tables,
+        "retry": retry,
+        "retry_tables": retry_tables,
         "alerts": receiver.by_path("/hook"),
         "task_runs": read_task_runs(prefect_server, flow_run_id, expect_at_least=20),
     }
@@ -116,3 +121,16 @@ def test_checks_command_lists_failed_checks(gated) -> None:
     for name in ("amount_not_negative", "state_ok", "freshness", "not_null_tested_id"):
         assert name in out, name
     assert "main.other" not in out.replace("main.other_child", ""), "--failed hides passing checks"
+
+
+def test_source_tests_gate_the_models_that_read_the_source(gated) -> None:
+    assert "from_bad_source" not in gated["tables"]
+    assert "source_unique_landing_orders_id" in gated["checks"].stdout
+
+
+def test_retry_rechecks_and_a_still_failing_check_keeps_blocking(gated) -> None:
+    out = gated["retry"].stdout
+    assert "main.base" in out.split("\n")[0], "retry re-materializes the asset whose blocking check failed"
+    assert not {"gated_child", "gated_grandchild"} & gated["retry_tables"]
+    assert "blocking check main.base:amount_not_negative failed" in out
+    assert gated["retry"].returncode == 1
