@@ -20,6 +20,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -197,10 +198,18 @@ def _observed(result: dict[str, Any] | None) -> str:
         parts.append(f"{result['unexpected_count']} of {result.get('element_count')} rows unexpected")
         sample = result.get("partial_unexpected_list") or []
         if sample:
-            parts.append("e.g. " + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in sample[:5]))
+            parts.append("e.g. " + ", ".join(_shown(v) for v in sample[:5]))
     elif "observed_value" in result:
         parts.append(f"observed {result['observed_value']!r}")
     return "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)  # quotes show stray whitespace (' Placed ')
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 def _first_line(exc: Any) -> str:
