@@ -99,16 +99,11 @@ def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude
 
 def ensure_demo(project: Project) -> bool:
     """Generate the demo inputs if absent; True when it did."""
-    from ingestion.marketing.simulator import write_spend
-    from ingestion.shop.simulator import create_shop
-
-    paths = project.source_paths
-    if paths.shop_db.exists():
+    if project.source_paths.shop_db.exists():
         return False
     with console.status("generating the demo shop"):
-        state = create_shop(paths.shop_db)
-        write_spend(paths.marketing_landing, seed=state.seed, scale=state.scale, days=range(state.day + 1))
-    console.print(f"demo shop created at {paths.shop_db} (day {state.day})")
+        day = project.ensure_demo()
+    console.print(f"demo shop created at {project.source_paths.shop_db} (day {day})")
     return True
 
 
@@ -247,10 +242,14 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
             )
     finally:
         set_reporter(None)
+    from orchestration.materialize import MaterializeFailed
+
     try:
         report = state.result(raise_on_failure=False)
     except Exception as exc:  # the flow crashed before producing a report: show why, not a traceback
         raise _fail(f"the run crashed: {exc}") from None
+    if isinstance(report, MaterializeFailed):
+        report = report.report
     if isinstance(report, BaseException) or not hasattr(report, "ok"):
         raise _fail(f"the run failed: {report or state.message}")
     for table in summary_tables(report):
@@ -529,6 +528,64 @@ def docs(
             ["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"],
             quiet=False,
         )
+
+
+@app.command()
+def deploy(
+    target: Annotated[str | None, typer.Option(help="Override every deployment's `target` parameter.")] = None,
+    work_pool: Annotated[str | None, typer.Option("--work-pool", help="Override every deployment's work pool.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Deployments file (default: prefect.yaml in the project).")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Register prefect.yaml's deployments, their work pools and the failure automation on PREFECT_API_URL."""
+    from rich.table import Table
+
+    from orchestration.alerts import alerts_file
+    from orchestration.deploy import (
+        DeployConfigError,
+        automation_notifiers,
+        load_deployments,
+        prefect_api_url,
+        register,
+    )
+
+    project = _project(project_dir)
+    api = prefect_api_url()
+    if not api:
+        raise _fail(
+            "headwater deploy needs a Prefect server: start one (`prefect server start`, see README Production) "
+            "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
+        )
+    try:
+        specs = load_deployments(file or project.root / "prefect.yaml")
+        notifiers = automation_notifiers(project, alerts_file(project.root))
+    except DeployConfigError as exc:
+        raise _fail(str(exc)) from None
+    with console.status(f"registering {len(specs)} deployment(s) on {api}"):
+        result = register(project, specs, target=target, work_pool=work_pool, notifiers=notifiers)
+    table = Table(title=f"Deployments on {api}")
+    for column in ("deployment", "id", "schedule", "work pool", "parameters"):
+        table.add_column(column)
+    for spec, (name, deployment_id) in zip(specs, result.deployments, strict=True):
+        parameters = dict(spec.parameters)
+        if target:
+            parameters["target"] = target
+        table.add_row(
+            f"headwater-materialize/{name}",
+            deployment_id,
+            f"{spec.cron} {spec.timezone}" if spec.cron else "manual",
+            work_pool or spec.work_pool,
+            ", ".join(f"{k}={v}" for k, v in sorted(parameters.items())),
+        )
+    console.print(table)
+    if result.automation:
+        console.print(f"automation {result.automation}: failed or crashed runs notify {', '.join(result.notifiers)}")
+    else:
+        console.print(
+            "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
+        )
+    pools = ", ".join(result.work_pools)
+    console.print(f"start a worker: prefect worker start --pool {pools} --type process")
 
 
 def _copy_data_docs(project: Project) -> Path | None:

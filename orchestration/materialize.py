@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
@@ -205,6 +205,7 @@ def _build(
     *,
     retries: int | None,
     whole_project: bool,
+    full_refresh: bool = False,
 ) -> None:
     """Build the plan's dbt nodes, stage by stage, with the GX suites of each stage's models between stages.
 
@@ -234,6 +235,8 @@ def _build(
     )
     if len(stages) > 1:
         segment.extra = ("--indirect-selection", "buildable")  # a test waits for the stage that builds its parents
+    if full_refresh:
+        segment.extra = (*segment.extra, "--full-refresh")
     progress = reporter()
     progress.phase("dbt build", total=len(plan.dbt_keys) + plan.dbt_check_count)
     outcomes: dict = {}
@@ -291,14 +294,22 @@ def materialize_flow(
     dbt_project: str | None = None,
     profiles_dir: str | None = None,
     retries: int | None = None,
+    full_refresh: bool = False,
 ):
-    """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result."""
+    """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
+
+    ``full_refresh`` rebuilds incremental models and snapshots from scratch (dbt's ``--full-refresh``).
+    """
     project = Project.discover(
         Path(project_dir) if project_dir else None,
         dbt_project_dir=Path(dbt_project) if dbt_project else None,
         profiles_dir=Path(profiles_dir) if profiles_dir else None,
     )
     resolved = resolve_target(project, target)
+    if project.is_headwater_dbt_project:
+        day = project.ensure_demo()  # the demo's inputs stand in for production sources
+        if day is not None:
+            get_run_logger().warning("demo inputs were missing: created them at %s (day %s)", project.data_dir, day)
     progress = reporter()
     progress.phase("prepare manifest", total=None)
     manifest = dbt_executor.parse(project, resolved)
@@ -341,6 +352,7 @@ def materialize_flow(
             checks,
             retries=retries,
             whole_project=not (selection or exclude),
+            full_refresh=full_refresh,
         )
         report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
         for key, reason in blocked_by(plan.graph, report.checks).items():
@@ -361,7 +373,27 @@ def materialize_flow(
         run_log.finish_run(run_id, "success" if report.ok else "failed", datetime.now(UTC), materializations, checks)
     if report.ok:
         return Completed(message="materialized", data=report)
-    return Failed(message="some assets or blocking checks failed", data=report)
+    failure = MaterializeFailed(report)
+    return Failed(message=str(failure), data=failure)
+
+
+class MaterializeFailed(Exception):
+    """A run in which assets failed or blocking checks failed; ``report`` says which (a Failed state's data
+    must be an exception for Prefect to resolve it, in a deployment's run as much as in the CLI)."""
+
+    def __init__(self, report: MaterializeReport) -> None:
+        self.report = report
+        failed = sorted(r.key for r in report.failed)
+        blocking = sorted(c.check.id for c in report.checks if c.blocking)
+        parts = [f"{len(failed)} failed asset(s): {', '.join(failed[:5])}"] if failed else []
+        if blocking:
+            parts.append(f"{len(blocking)} blocking check(s) failed: {', '.join(blocking[:5])}")
+        if report.skipped:
+            parts.append(f"{len(report.skipped)} asset(s) skipped")
+        super().__init__("; ".join(parts) or "the run failed")
+
+    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+        return (MaterializeFailed, (self.report,))
 
 
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:

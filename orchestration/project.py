@@ -94,6 +94,18 @@ class Project:
             return Path(os.environ["HEADWATER_SUITES_DIR"]).resolve()
         return self.root / "quality" / "suites" if self.is_headwater_dbt_project else None
 
+    def ensure_demo(self) -> int | None:
+        """Generate the demo inputs (shop database, ad-spend exports) if absent; the simulated day when it did."""
+        paths = self.source_paths
+        if paths.shop_db.exists():
+            return None
+        from ingestion.marketing.simulator import write_spend
+        from ingestion.shop.simulator import create_shop
+
+        state = create_shop(paths.shop_db)
+        write_spend(paths.marketing_landing, seed=state.seed, scale=state.scale, days=range(state.day + 1))
+        return state.day
+
     @property
     def dbt_target_path(self) -> Path:
         """dbt's artifacts (manifest, run results), kept per data folder so test runs never share them."""
