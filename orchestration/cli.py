@@ -535,6 +535,7 @@ def deploy(
     target: Annotated[str | None, typer.Option(help="Override every deployment's `target` parameter.")] = None,
     work_pool: Annotated[str | None, typer.Option("--work-pool", help="Override every deployment's work pool.")] = None,
     file: Annotated[Path | None, typer.Option(help="Deployments file (default: prefect.yaml in the project).")] = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Register the schedules paused.")] = False,
     project_dir: ProjectDir = None,
 ) -> None:
     """Register prefect.yaml's deployments, their work pools and the failure automation on PREFECT_API_URL."""
@@ -562,7 +563,7 @@ def deploy(
     except DeployConfigError as exc:
         raise _fail(str(exc)) from None
     with console.status(f"registering {len(specs)} deployment(s) on {api}"):
-        result = register(project, specs, target=target, work_pool=work_pool, notifiers=notifiers)
+        result = register(project, specs, target=target, work_pool=work_pool, notifiers=notifiers, paused=paused)
     table = Table(title=f"Deployments on {api}")
     for column in ("deployment", "id", "schedule", "work pool", "parameters"):
         table.add_column(column)
@@ -573,7 +574,7 @@ def deploy(
         table.add_row(
             f"headwater-materialize/{name}",
             deployment_id,
-            f"{spec.cron} {spec.timezone}" if spec.cron else "manual",
+            (f"{spec.cron} {spec.timezone}" + (" (paused)" if paused else "")) if spec.cron else "manual",
             work_pool or spec.work_pool,
             ", ".join(f"{k}={v}" for k, v in sorted(parameters.items())),
         )
@@ -584,6 +585,7 @@ def deploy(
         console.print(
             "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
         )
+    console.print(f"one run at a time per target: global concurrency limit(s) {', '.join(result.target_locks)}")
     pools = ", ".join(result.work_pools)
     console.print(f"start a worker: prefect worker start --pool {pools} --type process")
 

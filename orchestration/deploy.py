@@ -116,6 +116,7 @@ def automation_notifiers(project: Project, path: Path) -> list[Notifier]:
 class DeployResult:
     deployments: list[tuple[str, str]] = field(default_factory=list)  # (name, id)
     work_pools: list[str] = field(default_factory=list)
+    target_locks: list[str] = field(default_factory=list)
     automation: str | None = None
     notifiers: list[str] = field(default_factory=list)
 
@@ -127,20 +128,23 @@ def register(
     target: str | None = None,
     work_pool: str | None = None,
     notifiers: Sequence[Notifier] = (),
+    paused: bool = False,
 ) -> DeployResult:
     """Create or update the work pools, deployments and the failure automation on the configured server.
 
-    ``target`` and ``work_pool`` override what prefect.yaml says (say, to deploy the same file to a test server).
+    ``target`` and ``work_pool`` override what prefect.yaml says (say, to deploy the same file to a test server);
+    ``paused`` registers the schedules paused (runs start only when triggered).
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.exceptions import ObjectAlreadyExists
 
-    from orchestration.materialize import materialize_flow
+    from orchestration.materialize import materialize_flow, target_lock_name
 
     result = DeployResult()
     pools = sorted({work_pool or s.work_pool for s in specs})
+    targets = sorted({str(target or s.parameters.get("target") or "dev") for s in specs})
     with get_client(sync_client=True) as client:
         for pool in pools:
             try:
@@ -148,6 +152,9 @@ def register(
             except ObjectAlreadyExists:
                 pass
             result.work_pools.append(pool)
+        for name in targets:  # one run at a time per target, whichever deployment starts it
+            client.upsert_global_concurrency_limit_by_name(target_lock_name(name), 1)
+            result.target_locks.append(target_lock_name(name))
     flow = materialize_flow.from_source(source=str(project.root), entrypoint=ENTRYPOINT)
     for spec in specs:
         parameters = dict(spec.parameters)
@@ -169,6 +176,7 @@ def register(
             description=spec.description,
             concurrency_limit=limit,
             job_variables={"working_dir": str(project.root)},
+            paused=paused,
         )
         deployment_id = deployment.apply()
         result.deployments.append((spec.name, str(deployment_id)))

@@ -7,12 +7,13 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
 from assets import AssetKey, AssetKind, RunPolicy, Severity
@@ -298,7 +299,9 @@ def materialize_flow(
 ):
     """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
 
-    ``full_refresh`` rebuilds incremental models and snapshots from scratch (dbt's ``--full-refresh``).
+    ``full_refresh`` rebuilds incremental models from scratch (dbt's ``--full-refresh``). A deployment's run
+    holds the target's global concurrency slot (``headwater-target-<target>``, created by ``headwater deploy``)
+    for its whole length, so runs of different deployments on one target wait for each other.
     """
     project = Project.discover(
         Path(project_dir) if project_dir else None,
@@ -306,6 +309,28 @@ def materialize_flow(
         profiles_dir=Path(profiles_dir) if profiles_dir else None,
     )
     resolved = resolve_target(project, target)
+    lock = nullcontext()
+    if deployment.get_id():
+        from prefect.concurrency.sync import concurrency
+
+        lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
+    with lock:
+        return _materialize(project, resolved, selection, exclude, retries, full_refresh)
+
+
+def target_lock_name(target: str) -> str:
+    """The global concurrency limit that serializes deployment runs on ``target``."""
+    return f"headwater-target-{target}"
+
+
+def _materialize(
+    project: Project,
+    resolved: Target,
+    selection: str | None,
+    exclude: str | None,
+    retries: int | None,
+    full_refresh: bool,
+):
     if project.is_headwater_dbt_project:
         day = project.ensure_demo()  # the demo's inputs stand in for production sources
         if day is not None:

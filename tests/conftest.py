@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -94,23 +95,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real ``prefect server`` on loopback (its own home and SQLite database), stopped at the end.
-
-    The ephemeral server drops task-run records still queued when its process exits, so tests that
-    read task runs back use this one and wait for its backlog.
-    """
-    import signal
+@contextlib.contextmanager
+def running_prefect_server(home: Path, database_url: str | None = None):
+    """A real ``prefect server`` on loopback with its own home; SQLite unless ``database_url`` (PostgreSQL,
+    ``postgresql+asyncpg://...``). Yields the API URL; the process group is stopped at the end."""
     import time
     import urllib.request
 
-    home = tmp_path_factory.mktemp("prefect_server")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_UI_ENABLED="false",
     )
@@ -123,26 +119,48 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited early: {(home / 'server.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        raise RuntimeError("prefect server did not become healthy within 120 s")
-    yield url
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited early: {(home / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("prefect server did not become healthy within 120 s")
+        yield url
+    finally:
+        stop_process_group(proc)
+        log.close()
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children; SIGKILL after ``timeout``."""
+    import signal
+
+    if proc.poll() is not None:
+        return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+        proc.wait(timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``prefect server`` on loopback (its own home and SQLite database), stopped at the end.
+
+    The ephemeral server drops task-run records still queued when its process exits, so tests that
+    read task runs back use this one and wait for its backlog.
+    """
+    with running_prefect_server(tmp_path_factory.mktemp("prefect_server")) as url:
+        yield url
 
 
 class Receiver:
@@ -226,8 +244,8 @@ PG_USER = os.environ.get("HEADWATER_TEST_PG_USER", "postgres")
 
 
 @pytest.fixture(scope="session")
-def pg_database():
-    """A fresh PostgreSQL database for this test session (dropped at the end), as a SQLAlchemy URL.
+def make_pg_database():
+    """A factory of fresh PostgreSQL databases (all dropped at the end), each returned as a SQLAlchemy URL.
 
     Skips with the reason when no server answers (a laptop); CI turns that skip into a failure.
     """
@@ -242,12 +260,23 @@ def pg_database():
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
         pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {str(exc.orig).strip()[:200]}")
-    name = f"hw_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    try:
-        yield f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
+    created: list[str] = []
+
+    def make(purpose: str = "test") -> str:
+        name = f"hw_{purpose}_{uuid.uuid4().hex[:10]}"
         with admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{name}"'))
+        created.append(name)
+        return f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        admin.dispose()
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database(make_pg_database) -> str:
+    """One fresh PostgreSQL database for this test session."""
+    return make_pg_database("test")

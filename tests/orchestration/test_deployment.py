@@ -1,0 +1,179 @@
+"""Production path, really run: a PostgreSQL-backed Prefect server, `headwater deploy`, a process worker,
+deployment runs against a PostgreSQL warehouse, the deployment concurrency limit, and the failure automation.
+
+Everything runs on loopback: the Prefect server keeps its state in its own PostgreSQL database, the
+warehouse is another one; the alert receiver is a local HTTP server standing in for the webhook (a fake:
+Slack/PagerDuty are unreachable here). Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import REPO, Receiver, base_env, read_task_runs, run_cli, running_prefect_server, stop_process_group
+
+pytestmark = pytest.mark.postgres
+POOL = "hw-test-pool"
+FINAL = ("Completed", "Failed", "Crashed", "Cancelled")
+
+
+def wait_for(api: str, flow_run_id, timeout: float = 600):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    deadline = time.monotonic() + timeout
+    with SyncPrefectClient(api) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state_name in FINAL:
+                return run
+            time.sleep(1)
+    raise AssertionError(f"flow run {flow_run_id} not final after {timeout} s (state {run.state_name})")
+
+
+def trigger(api: str, name: str, **parameters):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(api) as client:
+        deployment = client.read_deployment_by_name(f"headwater-materialize/{name}")
+        return client.create_flow_run_from_deployment(deployment.id, parameters=parameters or None).id
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
+    root = tmp_path_factory.mktemp("production")
+    server_db = sa.make_url(make_pg_database("prefect")).set(drivername="postgresql+asyncpg", password="unused")
+    warehouse = sa.make_url(make_pg_database("warehouse"))
+    receiver = Receiver()
+    (root / "server").mkdir()
+    with running_prefect_server(root / "server", server_db.render_as_string(hide_password=False)) as api:
+        env = base_env(root / "data", root / "client")
+        env.update(PREFECT_API_URL=api, HEADWATER_ALERT_WEBHOOK_URL=f"{receiver.url}/hook")
+        # paused: a schedule firing mid-test would add runs; the test triggers each run itself
+        deployed = run_cli(["deploy", "--target", "postgres", "--work-pool", POOL, "--paused"], env)
+        worker_env = base_env(root / "worker_data", root / "worker")
+        worker_env.update(
+            PREFECT_API_URL=api,
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            HEADWATER_PG_HOST=warehouse.host,
+            HEADWATER_PG_PORT=str(warehouse.port),
+            HEADWATER_PG_USER=warehouse.username,
+            HEADWATER_PG_PASSWORD="unused-under-trust-auth",
+            HEADWATER_PG_DATABASE=warehouse.database,
+        )
+        log = (root / "worker.log").open("w")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
+            cwd=REPO,
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            nightly = wait_for(api, trigger(api, "nightly-full"))
+            # at once: two runs of one deployment, and a run of the other deployment on the same target
+            queued = [
+                trigger(api, "hourly-incremental"),
+                trigger(api, "hourly-incremental"),
+                trigger(api, "nightly-full", selection="channels", full_refresh=False),
+            ]
+            hourly = [wait_for(api, run_id) for run_id in queued]
+            broken_project = root / "broken_dbt_project"
+            shutil.copytree(REPO / "dbt_project", broken_project, ignore=shutil.ignore_patterns("target", "logs"))
+            (broken_project / "models" / "marts" / "broken_for_test.sql").write_text(
+                "select * from {{ ref('orders') }} join table_that_does_not_exist using (order_id)"
+            )
+            broken = wait_for(
+                api,
+                trigger(
+                    api, "hourly-incremental", dbt_project=str(broken_project), profiles_dir=str(REPO / "profiles")
+                ),
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not receiver.by_path("/hook"):
+                time.sleep(1)
+            task_runs = read_task_runs(api, str(nightly.id), expect_at_least=100)
+        finally:
+            stop_process_group(worker)
+            log.close()
+            receiver.close()
+    engine = sa.create_engine(warehouse)
+    yield {
+        "deployed": deployed,
+        "nightly": nightly,
+        "hourly": hourly,
+        "broken": broken,
+        "task_runs": task_runs,
+        "alerts": receiver.by_path("/hook"),
+        "engine": engine,
+        "worker_log": (root / "worker.log").read_text(),
+    }
+    engine.dispose()
+
+
+def scalar(production, sql: str):
+    with production["engine"].connect() as conn:
+        return conn.execute(sa.text(sql)).scalar()
+
+
+def test_deploy_registers_both_deployments_and_the_automation(production) -> None:
+    out = production["deployed"].stdout
+    assert "headwater-materialize/hourly-incremental" in out and "headwater-materialize/nightly-full" in out
+    assert "0 * * * * UTC" in out and "0 2 * * * UTC" in out
+    assert "failed or crashed runs notify ops-webhook" in out
+    assert "headwater-target-postgres" in out
+
+
+def test_a_deployment_run_completes_on_the_worker_against_postgres(production) -> None:
+    nightly = production["nightly"]
+    assert nightly.state_name == "Completed", f"{nightly.state.message}\n{production['worker_log'][-3000:]}"
+    assert production["nightly"].parameters == {"target": "postgres", "full_refresh": True}
+    assert scalar(production, "select count(*) from marts.orders") > 0
+    assert scalar(production, "select count(*) from marts.marketing_roi") > 0
+
+
+def test_every_model_is_a_task_run_of_the_deployment_run(production) -> None:
+    states = {r.name: r.state_name for r in production["task_runs"]}
+    for key in ("raw_shop.orders", "staging.stg_shop__orders", "marts.orders", "marts.customers"):
+        assert states.get(key) == "Completed", key
+    assert any(name.startswith("marts.orders:") for name in states), "checks are task runs too"
+
+
+def test_check_results_are_recorded_in_the_warehouse(production) -> None:
+    run_id = str(production["nightly"].id)
+    assert scalar(production, f"select count(*) from headwater.check_results where run_id = '{run_id}'") > 50
+    assert scalar(production, f"select status from headwater.runs where run_id = '{run_id}'") == "success"
+
+
+def test_two_runs_of_one_deployment_never_overlap(production) -> None:
+    first, second = sorted(production["hourly"][:2], key=lambda r: r.start_time)
+    assert first.state_name == second.state_name == "Completed", [first.state.message, second.state.message]
+    assert second.start_time >= first.end_time, "the deployment's concurrency limit must hold the second run back"
+
+
+def test_runs_of_different_deployments_on_one_target_take_turns(production) -> None:
+    """The target's global concurrency slot serializes the work itself (recorded in the run log)."""
+    ids = ", ".join(f"'{r.id}'" for r in production["hourly"])
+    with production["engine"].connect() as conn:
+        spans = conn.execute(
+            sa.text(f"select started_at, ended_at, status from headwater.runs where run_id in ({ids}) order by 1")
+        ).fetchall()
+    assert [s.status for s in spans] == ["success"] * 3
+    for earlier, later in zip(spans, spans[1:], strict=False):
+        assert later.started_at >= earlier.ended_at, "two runs worked on one target at the same time"
+
+
+def test_a_failed_run_fires_the_automation_alert(production) -> None:
+    assert production["broken"].state_name == "Failed"
+    bodies = [a for a in production["alerts"] if a.get("kind") == "flow_run_failed"]
+    assert bodies, "the automation's webhook did not arrive"
+    assert "Failed" in bodies[0]["subject"] and "hourly-incremental" in bodies[0]["body"]
+    assert "broken_for_test" in bodies[0]["body"]
+    assert os.environ.get("HEADWATER_PG_PASSWORD", "unused-under-trust-auth") not in str(production["alerts"])
