@@ -590,6 +590,31 @@ def deploy(
     console.print(f"start a worker: prefect worker start --pool {pools} --type process")
 
 
+@app.command()
+def secret(
+    variable: Annotated[
+        str, typer.Argument(help="The environment variable the block stands in for, e.g. HEADWATER_PG_PASSWORD.")
+    ],
+) -> None:
+    """Store a credential as a Prefect Secret block (value read from stdin, never echoed), resolved at run time."""
+    import getpass
+    import sys
+
+    from prefect.blocks.system import Secret
+
+    from orchestration.deploy import prefect_api_url
+    from orchestration.targets import secret_block_name
+
+    if not prefect_api_url():
+        raise _fail("headwater secret stores blocks on a Prefect server: set PREFECT_API_URL first")
+    value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(f"{variable}: ")
+    if not value:
+        raise _fail(f"no value given for {variable}; nothing stored")
+    name = secret_block_name(variable)
+    Secret(value=value).save(name, overwrite=True)
+    console.print(f"stored Secret block {name!r}; runs without {variable} in their environment read it from there")
+
+
 def _copy_data_docs(project: Project) -> Path | None:
     """Put GX's Data Docs beside dbt's docs (``<dbt target>/gx_data_docs``) so one server shows both."""
     import shutil

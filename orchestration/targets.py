@@ -103,6 +103,29 @@ class Target:
         raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot load into")
 
 
+def secret_block_name(variable: str) -> str:
+    """The Prefect Secret block that may hold ``variable``: ``HEADWATER_PG_PASSWORD`` -> ``headwater-pg-password``."""
+    return variable.lower().replace("_", "-")
+
+
+def _secret_from_prefect(variable: str) -> str | None:
+    """``variable``'s value from its Prefect Secret block, when a Prefect server is configured and has one.
+
+    The value is exported into this process's environment (dbt renders its profile from ``env_var()``), never
+    logged, and never becomes a flow parameter.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return None  # no server: a lookup would start an ephemeral one just to find nothing
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(secret_block_name(variable)).get()
+    except ValueError:  # Prefect raises ValueError for a block that does not exist
+        return None
+    os.environ[variable] = str(value)
+    return str(value)
+
+
 def _renderer(missing: list[str]) -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # YAML, not HTML: nothing to escape
 
@@ -111,6 +134,9 @@ def _renderer(missing: list[str]) -> jinja2.Environment:
             return os.environ[name]
         if default is not None:
             return default
+        secret = _secret_from_prefect(name)
+        if secret is not None:
+            return secret
         missing.append(name)
         return ""
 
@@ -184,10 +210,12 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
                 os.environ[key] = value
     if missing:
         names = ", ".join(sorted(set(missing)))
+        blocks = ", ".join(secret_block_name(m) for m in sorted(set(missing)))
+        searched = "Prefect Secret blocks " + blocks if os.environ.get("PREFECT_API_URL") else "no Prefect server"
         raise MissingCredentialError(
             f"target {name!r} needs environment variable(s) {names}; searched: the process environment "
-            f"(env_var() in {profiles_file}, output {name!r}). Set them, or store them in a Prefect Secret "
-            "block for deployments."
+            f"(env_var() in {profiles_file}, output {name!r}) and {searched} (PREFECT_API_URL). Set them, or "
+            f"store them as Secret blocks named {blocks} on the Prefect server (`headwater secret VAR`)."
         )
     if config.get("type") == "duckdb":
         path = Path(config["path"])
