@@ -123,9 +123,7 @@ class RunChecks:
                 for check in checks:
                     self.mirror.open(check.unique_id)
                 suite = Suite(asset_key=key, path=Path(checks[0].path), checks=tuple(checks))
-                spec = self.graph.specs[key]
-                relation = spec.meta.get("relation") or (key.parts[0], key.parts[-1])
-                for outcome in runner.run(suite, *relation):
+                for outcome in runner.run(suite, key.parts[0], key.parts[-1]):
                     self._record(outcome)
         finally:
             runner.close()  # DuckDB: dbt needs the file next

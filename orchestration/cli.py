@@ -1,4 +1,8 @@
-"""The ``headwater`` command line. Heavy imports (dbt, Prefect, dlt) happen inside the commands."""
+"""The ``headwater`` command line. Heavy imports (dbt, Prefect, dlt) happen inside the commands.
+
+This module holds the commands that run things (demo, ingest, sources, materialize, retry, docs);
+``_cli_inspect`` and ``_cli_deploy`` add the reading and production commands to the same app.
+"""
 
 from __future__ import annotations
 
@@ -8,93 +12,20 @@ from typing import Annotated
 
 import typer
 
-from orchestration._env import apply_defaults
-
-apply_defaults()
-
-from orchestration.console import console  # noqa: E402
-from orchestration.project import Project  # noqa: E402
-
-app = typer.Typer(
-    name="headwater",
-    help="Headwater: dlt ingestion, dbt transformation and checks as one asset graph, run on Prefect.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+from orchestration._cli_common import (
+    DbtProject,
+    ProfilesDir,
+    ProjectDir,
+    TargetOpt,
+    _fail,
+    _project,
+    _target,
+    app,
+    console,
 )
+from orchestration.project import Project
 
-ProjectDir = Annotated[
-    Path | None, typer.Option("--project-dir", help="Headwater project root (default: found from cwd).")
-]
-TargetOpt = Annotated[
-    str | None,
-    typer.Option("--target", "-t", help="Target in profiles/profiles.yml (default: HEADWATER_TARGET or dev)."),
-]
-DbtProject = Annotated[Path | None, typer.Option("--dbt-project", help="A dbt project to run instead of dbt_project/.")]
-ProfilesDir = Annotated[Path | None, typer.Option("--profiles-dir", help="Folder holding profiles.yml.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
-
-
-def _project(project_dir: Path | None, dbt_project: Path | None = None, profiles_dir: Path | None = None) -> Project:
-    try:
-        return Project.discover(project_dir, dbt_project_dir=dbt_project, profiles_dir=profiles_dir)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _target(project: Project, name: str | None):
-    from orchestration.targets import MissingCredentialError, UnknownTargetError, resolve_target
-
-    try:
-        return resolve_target(project, name)
-    except (MissingCredentialError, UnknownTargetError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from None
-
-
-def _graph(project: Project, resolved):
-    """Parse the dbt project and build its asset graph (errors printed, not raised)."""
-    from orchestration import dbt_executor
-    from orchestration.plan import asset_graph
-
-    with console.status("parsing the dbt project"):
-        try:
-            manifest = dbt_executor.parse(project, resolved)
-        except dbt_executor.DbtInvocationError as exc:
-            raise _fail(str(exc)) from None
-    from orchestration.python_assets import PythonAssetError, load_python_assets
-
-    try:
-        python_specs = [a.spec for a in load_python_assets(project.root)]
-    except PythonAssetError as exc:
-        raise _fail(str(exc)) from None
-    from quality.suites import SuiteError
-
-    try:
-        return asset_graph(
-            manifest,
-            dbt_executor.project_defaults(project),
-            project.is_headwater_dbt_project,
-            python_specs,
-            project.suites_dir,
-        )
-    except SuiteError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude):
-    """Project, target, graph and the selected keys, for the commands that list assets."""
-    from assets import SelectionError, select
-
-    project = _project(project_dir, dbt_project, profiles_dir)
-    resolved = _target(project, target)
-    graph = _graph(project, resolved)
-    try:
-        return project, resolved, graph, select(graph, selection, exclude)
-    except SelectionError as exc:
-        raise _fail(str(exc)) from None
+__all__ = ["app", "main"]
 
 
 def ensure_demo(project: Project) -> bool:
@@ -191,40 +122,6 @@ def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
         raise _fail(str(exc)) from None
     for path, changed in written:
         console.print(f"{'wrote' if changed else 'unchanged'} {path}")
-
-
-@app.command()
-def assets(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection, plus kind: and group:.")] = None,
-    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
-    target: TargetOpt = None,
-    project_dir: ProjectDir = None,
-    dbt_project: DbtProject = None,
-    profiles_dir: ProfilesDir = None,
-) -> None:
-    """List the assets of the graph: key, kind, group, upstream count."""
-    from rich.table import Table
-
-    from assets.run_log import stale_reasons
-    from orchestration.run_log import RunLog
-
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude)
-    stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest()[1])
-    table = Table(title=f"{len(chosen)} of {len(graph)} assets")
-    for column in ("key", "kind", "group", "upstream", "checks", "stale"):
-        table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
-    for key in graph.toposorted():
-        if key in chosen:
-            spec = graph.specs[key]
-            table.add_row(
-                str(key),
-                spec.kind.value,
-                spec.group,
-                str(len(spec.deps)),
-                str(len(graph.checks_for(key))),
-                f"[yellow]{stale[key]}[/]" if key in stale else "",
-            )
-    console.print(table)
 
 
 def _run_flow(project: Project, resolved, **parameters) -> None:
@@ -402,100 +299,6 @@ def retry(
 
 
 @app.command()
-def status(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
-    target: TargetOpt = None,
-    project_dir: ProjectDir = None,
-    dbt_project: DbtProject = None,
-    profiles_dir: ProfilesDir = None,
-) -> None:
-    """The last materialization of each asset (run, status, attempts, rows, when) and whether it is stale."""
-    from rich.table import Table
-
-    from assets.run_log import stale_reasons
-    from orchestration.console import styled
-    from orchestration.run_log import RunLog
-
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
-    run_log = RunLog.for_target(project, resolved)
-    latest, successful = run_log.latest()
-    checks = run_log.latest_checks()
-    stale = stale_reasons(graph, successful)
-    table = Table(title=f"Asset status on {resolved.name}")
-    for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "checks", "stale"):
-        table.add_column(column)
-    for key in graph.toposorted():
-        if key not in chosen or not graph.specs[key].kind.is_materializable:
-            continue
-        record = latest.get(str(key))
-        table.add_row(
-            str(key),
-            graph.specs[key].kind.value,
-            styled(record.status) if record else "[dim]never[/]",
-            str(record.attempts) if record else "",
-            "" if record is None or record.rows is None else f"{record.rows:,}",
-            record.ended_at.strftime("%Y-%m-%d %H:%M:%S") if record and record.ended_at else "",
-            (record.run_id[:8] if record else ""),
-            _check_summary(
-                [checks[(str(key), c.name)][0].status for c in graph.checks_for(key) if (str(key), c.name) in checks]
-            ),
-            f"[yellow]{stale[key]}[/]" if key in stale else "",
-        )
-    console.print(table)
-
-
-def _check_summary(statuses: list[str]) -> str:
-    from orchestration.console import styled
-
-    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
-    return " ".join(f"{n} {styled(s)}" for s, n in counts.items())
-
-
-@app.command()
-def checks(
-    selection: Annotated[
-        str | None, typer.Argument(help="dbt-style selection of assets (default: everything).")
-    ] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only checks whose last result was not a pass.")] = False,
-    target: TargetOpt = None,
-    project_dir: ProjectDir = None,
-    dbt_project: DbtProject = None,
-    profiles_dir: ProfilesDir = None,
-) -> None:
-    """Every check on the selected assets (dbt tests, GX expectations, freshness, quarantine) and its last result."""
-    from rich.table import Table
-
-    from orchestration.console import styled
-    from orchestration.run_log import RunLog
-
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
-    latest = RunLog.for_target(project, resolved).latest_checks()
-    table = Table(title=f"Checks on {resolved.name}")
-    for column in ("asset", "check", "kind", "severity", "last", "rows", "when", "detail"):
-        table.add_column(column, overflow="fold", justify="right" if column == "rows" else "left")
-    shown = 0
-    for check in sorted(graph.checks, key=lambda c: (str(c.asset_key), c.name)):
-        if check.asset_key not in chosen:
-            continue
-        record, ended = latest.get((str(check.asset_key), check.name), (None, None))
-        if failed and (record is None or record.status in ("pass", "success")):
-            continue
-        shown += 1
-        table.add_row(
-            str(check.asset_key),
-            check.name,
-            check.kind,
-            check.severity.value,
-            styled(record.status) if record else "[dim]never run[/]",
-            "" if record is None or record.failures is None else str(record.failures),
-            ended.strftime("%Y-%m-%d %H:%M") if ended else "",
-            (record.message if record else check.description)[:100],
-        )
-    console.print(table)
-    console.print(f"{shown} check(s) on {len(chosen)} selected asset(s)")
-
-
-@app.command()
 def docs(
     serve: Annotated[bool, typer.Option("--serve", help="Serve the docs on localhost after generating them.")] = False,
     port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
@@ -530,91 +333,6 @@ def docs(
         )
 
 
-@app.command()
-def deploy(
-    target: Annotated[str | None, typer.Option(help="Override every deployment's `target` parameter.")] = None,
-    work_pool: Annotated[str | None, typer.Option("--work-pool", help="Override every deployment's work pool.")] = None,
-    file: Annotated[Path | None, typer.Option(help="Deployments file (default: prefect.yaml in the project).")] = None,
-    paused: Annotated[bool, typer.Option("--paused", help="Register the schedules paused.")] = False,
-    project_dir: ProjectDir = None,
-) -> None:
-    """Register prefect.yaml's deployments, their work pools and the failure automation on PREFECT_API_URL."""
-    from rich.table import Table
-
-    from orchestration.alerts import alerts_file
-    from orchestration.deploy import (
-        DeployConfigError,
-        automation_notifiers,
-        load_deployments,
-        prefect_api_url,
-        register,
-    )
-
-    project = _project(project_dir)
-    api = prefect_api_url()
-    if not api:
-        raise _fail(
-            "headwater deploy needs a Prefect server: start one (`prefect server start`, see README Production) "
-            "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
-        )
-    try:
-        specs = load_deployments(file or project.root / "prefect.yaml")
-        notifiers = automation_notifiers(project, alerts_file(project.root))
-    except DeployConfigError as exc:
-        raise _fail(str(exc)) from None
-    with console.status(f"registering {len(specs)} deployment(s) on {api}"):
-        result = register(project, specs, target=target, work_pool=work_pool, notifiers=notifiers, paused=paused)
-    table = Table(title=f"Deployments on {api}")
-    for column in ("deployment", "id", "schedule", "work pool", "parameters"):
-        table.add_column(column)
-    for spec, (name, deployment_id) in zip(specs, result.deployments, strict=True):
-        parameters = dict(spec.parameters)
-        if target:
-            parameters["target"] = target
-        table.add_row(
-            f"headwater-materialize/{name}",
-            deployment_id,
-            (f"{spec.cron} {spec.timezone}" + (" (paused)" if paused else "")) if spec.cron else "manual",
-            work_pool or spec.work_pool,
-            ", ".join(f"{k}={v}" for k, v in sorted(parameters.items())),
-        )
-    console.print(table)
-    if result.automation:
-        console.print(f"automation {result.automation}: failed or crashed runs notify {', '.join(result.notifiers)}")
-    else:
-        console.print(
-            "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
-        )
-    console.print(f"one run at a time per target: global concurrency limit(s) {', '.join(result.target_locks)}")
-    pools = ", ".join(result.work_pools)
-    console.print(f"start a worker: prefect worker start --pool {pools} --type process")
-
-
-@app.command()
-def secret(
-    variable: Annotated[
-        str, typer.Argument(help="The environment variable the block stands in for, e.g. HEADWATER_PG_PASSWORD.")
-    ],
-) -> None:
-    """Store a credential as a Prefect Secret block (value read from stdin, never echoed), resolved at run time."""
-    import getpass
-    import sys
-
-    from prefect.blocks.system import Secret
-
-    from orchestration.deploy import prefect_api_url
-    from orchestration.targets import secret_block_name
-
-    if not prefect_api_url():
-        raise _fail("headwater secret stores blocks on a Prefect server: set PREFECT_API_URL first")
-    value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(f"{variable}: ")
-    if not value:
-        raise _fail(f"no value given for {variable}; nothing stored")
-    name = secret_block_name(variable)
-    Secret(value=value).save(name, overwrite=True)
-    console.print(f"stored Secret block {name!r}; runs without {variable} in their environment read it from there")
-
-
 def _copy_data_docs(project: Project) -> Path | None:
     """Put GX's Data Docs beside dbt's docs (``<dbt target>/gx_data_docs``) so one server shows both."""
     import shutil
@@ -627,6 +345,9 @@ def _copy_data_docs(project: Project) -> Path | None:
     shutil.copytree(site, destination)
     return destination / "index.html"
 
+
+# the reading and production commands register on the same app, after the running ones (help lists them so)
+from orchestration import _cli_deploy, _cli_inspect  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -366,7 +366,7 @@ def _materialize(
                 checks.graph = graph
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites
         checks.freshness(plan.freshness_keys)
-        checks.suites(k for k in plan.selected if report.assets.get(str(k), None) and _landed(report, k))
+        checks.suites(k for k in plan.selected if _landed(report, k))
         _build(
             project,
             resolved,
@@ -422,8 +422,8 @@ class MaterializeFailed(Exception):
 
 
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:
-    result = report.assets[str(key)]
-    return result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")
+    result = report.assets.get(str(key))
+    return result is not None and result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")
 
 
 def _run_url(flow_run_id: Any) -> str | None:

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -221,11 +220,3 @@ def _quiet_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def run_suites(runner: SuiteRunner, suites: Sequence[tuple[Suite, str, str]]) -> list[CheckOutcome]:
-    """Run several suites on one runner; one list of outcomes."""
-    outcomes: list[CheckOutcome] = []
-    for suite, schema, table in suites:
-        outcomes.extend(runner.run(suite, schema, table))
-    return outcomes

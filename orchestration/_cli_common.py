@@ -1,0 +1,97 @@
+"""What every ``headwater`` command shares: the typer app, the common options, and loading a project, its
+target and its asset graph with errors printed instead of raised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestration._env import apply_defaults
+
+apply_defaults()
+
+from orchestration.console import console  # noqa: E402
+from orchestration.project import Project  # noqa: E402
+
+app = typer.Typer(
+    name="headwater",
+    help="Headwater: dlt ingestion, dbt transformation and checks as one asset graph, run on Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ProjectDir = Annotated[
+    Path | None, typer.Option("--project-dir", help="Headwater project root (default: found from cwd).")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", "-t", help="Target in profiles/profiles.yml (default: HEADWATER_TARGET or dev)."),
+]
+DbtProject = Annotated[Path | None, typer.Option("--dbt-project", help="A dbt project to run instead of dbt_project/.")]
+ProfilesDir = Annotated[Path | None, typer.Option("--profiles-dir", help="Folder holding profiles.yml.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _project(project_dir: Path | None, dbt_project: Path | None = None, profiles_dir: Path | None = None) -> Project:
+    try:
+        return Project.discover(project_dir, dbt_project_dir=dbt_project, profiles_dir=profiles_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _target(project: Project, name: str | None):
+    from orchestration.targets import MissingCredentialError, UnknownTargetError, resolve_target
+
+    try:
+        return resolve_target(project, name)
+    except (MissingCredentialError, UnknownTargetError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _graph(project: Project, resolved):
+    """Parse the dbt project and build its asset graph (errors printed, not raised)."""
+    from orchestration import dbt_executor
+    from orchestration.plan import asset_graph
+
+    with console.status("parsing the dbt project"):
+        try:
+            manifest = dbt_executor.parse(project, resolved)
+        except dbt_executor.DbtInvocationError as exc:
+            raise _fail(str(exc)) from None
+    from orchestration.python_assets import PythonAssetError, load_python_assets
+
+    try:
+        python_specs = [a.spec for a in load_python_assets(project.root)]
+    except PythonAssetError as exc:
+        raise _fail(str(exc)) from None
+    from quality.suites import SuiteError
+
+    try:
+        return asset_graph(
+            manifest,
+            dbt_executor.project_defaults(project),
+            project.is_headwater_dbt_project,
+            python_specs,
+            project.suites_dir,
+        )
+    except SuiteError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude):
+    """Project, target, graph and the selected keys, for the commands that list assets."""
+    from assets import SelectionError, select
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    graph = _graph(project, resolved)
+    try:
+        return project, resolved, graph, select(graph, selection, exclude)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
