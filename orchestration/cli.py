@@ -347,7 +347,7 @@ def _copy_data_docs(project: Project) -> Path | None:
 
 
 # the reading and production commands register on the same app, after the running ones (help lists them so)
-from orchestration import _cli_deploy, _cli_inspect  # noqa: E402, F401
+from orchestration import _cli_deploy, _cli_inspect, _cli_lineage  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestration.project import Project
@@ -67,7 +68,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _common_args(project: Project, target: Target) -> list[str]:
+def _common_args(project: Project, target: Target, target_path: Path | None = None) -> list[str]:
     return [
         "--project-dir",
         str(project.dbt_project_dir),
@@ -76,7 +77,7 @@ def _common_args(project: Project, target: Target) -> list[str]:
         "--target",
         target.name,
         "--target-path",
-        str(project.dbt_target_path),
+        str(target_path or project.dbt_target_path),
     ]
 
 
@@ -88,10 +89,12 @@ def invoke(
     callbacks: Sequence[Callable[[Any], None]] = (),
     quiet: bool = True,
     manifest: Any = None,
+    target_path: Path | None = None,
 ) -> Any:
     """Run ``dbt <command>`` in this process with the target's environment; returns the dbtRunnerResult.
 
-    ``manifest`` (a parsed dbt Manifest) skips dbt's own parse step.
+    ``manifest`` (a parsed dbt Manifest) skips dbt's own parse step; ``target_path`` puts dbt's artifacts
+    somewhere other than the project's build target.
     """
     from dbt.cli.main import dbtRunner
 
@@ -106,7 +109,7 @@ def invoke(
         "--log-path",
         str(project.data_dir / "dbt_logs"),
         *command,
-        *_common_args(project, target),
+        *_common_args(project, target, target_path),
     ]
     with _DBT_LOCK, _environment({**target.env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         return dbtRunner(manifest=manifest, callbacks=list(callbacks)).invoke(args)
