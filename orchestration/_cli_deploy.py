@@ -72,8 +72,25 @@ def deploy(
             "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
         )
     console.print(f"one run at a time per target: global concurrency limit(s) {', '.join(result.target_locks)}")
+    _save_deployed_states(project, sorted({target or spec.parameters.get("target") or "dev" for spec in specs}))
     pools = ", ".join(result.work_pools)
     console.print(f"start a worker: prefect worker start --pool {pools} --type process")
+
+
+def _save_deployed_states(project, target_names: list[str]) -> None:
+    """Keep the compiled manifest per deployed target: ``headwater plan`` compares the working project with it."""
+    from orchestration.changes import save_deployed_state
+    from orchestration.dbt_executor import DbtInvocationError
+    from orchestration.targets import MissingCredentialError, UnknownTargetError, resolve_target
+
+    for name in target_names:
+        try:
+            path = save_deployed_state(project, resolve_target(project, name))
+        except (DbtInvocationError, MissingCredentialError, UnknownTargetError) as exc:
+            console.print(f"[yellow]deployed state of {name} not saved ({exc}); `headwater plan` needs it:[/]")
+            console.print(f"[yellow]  run `headwater plan --save --target {name}` where the target is reachable[/]")
+        else:
+            console.print(f"deployed state of {name} saved to {path} (`headwater plan` compares against it)")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -81,3 +82,78 @@ def _rich_tree(node: dict[str, Any], direction: str) -> Any:
     root = Tree(label(node))
     grow(root, node)
     return root
+
+
+_CATEGORY_STYLE = {"breaking": "bold red", "removed": "bold red", "non-breaking": "green", "added": "cyan"}
+
+
+@app.command()
+def plan(
+    state: Annotated[
+        Path | None, typer.Option(help="Deployed manifest (default: data/state/<target>/manifest.json).")
+    ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record the project as it is now as the deployed state.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    fail_on_breaking: Annotated[
+        bool, typer.Option("--fail-on-breaking", help="Exit 1 when any change is breaking (for CI).")
+    ] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Changed models against the deployed state, each breaking or non-breaking (SQLMesh), with what they affect."""
+    from assets.lineage import dialect_of
+    from orchestration.changes import StateError, build_change_plan, compile_working, load_state, save_state, state_path
+    from orchestration.dbt_executor import DbtInvocationError
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    state = state or state_path(project.data_dir, resolved.name)
+    try:
+        with console.status("compiling the working project"):
+            working, compiled_path = compile_working(project, resolved)
+        if save:
+            save_state(compiled_path, state)
+            console.print(f"deployed state of {resolved.name} saved to {state}")
+            return
+        deployed = load_state(state, dialect_of(working))
+    except (DbtInvocationError, StateError) as exc:
+        raise _fail(str(exc)) from None
+    with console.status("categorising changes with SQLMesh"):
+        change_plan = build_change_plan(deployed, working, project.dbt_project_dir)
+    if as_json:
+        print(json.dumps(change_plan.to_dict(), indent=2))
+    else:
+        _print_plan(change_plan, state)
+    if fail_on_breaking and change_plan.breaking:
+        raise typer.Exit(code=1)
+
+
+def _print_plan(change_plan: Any, state: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not change_plan.changes:
+        console.print(f"no model changed since the deployed state ({state})")
+        return
+    table = Table(title=f"Changes against {state}")
+    for column in ("model", "change", "columns", "downstream affected", "why"):
+        table.add_column(column, overflow="fold")
+    for change in change_plan.changes:
+        columns = [f"+{c}" for c in change.columns_added] + [f"-{c}" for c in change.columns_removed]
+        affected = ", ".join(change.downstream) or "nothing"
+        if change.tests:
+            affected += f" (+{change.tests} tests)"
+        style = _CATEGORY_STYLE.get(change.category, "yellow")
+        table.add_row(change.key, f"[{style}]{change.category}[/]", " ".join(columns), affected, escape(change.detail))
+    console.print(table)
+    breaking = sorted(k for k, v in change_plan.indirect.items() if v == "breaking")
+    if breaking:
+        console.print(f"[red]indirectly broken (rebuild needed):[/] {', '.join(breaking)}")
+    console.print(
+        f"{len(change_plan.changes)} changed model(s), {len(change_plan.breaking)} breaking; "
+        f"{len(change_plan.indirect)} downstream asset(s) affected"
+    )

@@ -1,0 +1,83 @@
+"""``headwater plan`` on a copy of the demo dbt project: SQLMesh categorises a rename and an added column."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from tests.conftest import REPO, run_cli
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the test"
+    path.write_text(text.replace(old, new))
+
+
+def test_plan_categorises_a_rename_breaking_and_an_added_column_non_breaking(
+    hw_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    args = ["--dbt-project", str(project), "--profiles-dir", str(REPO / "profiles")]
+
+    missing = run_cli(["plan", *args], hw_env, check=False)
+    assert missing.returncode == 2
+    assert "no deployed state at" in missing.stdout and "headwater plan --save" in missing.stdout
+
+    assert "deployed state of dev saved" in run_cli(["plan", "--save", *args], hw_env).stdout
+    assert "no model changed since the deployed state" in run_cli(["plan", *args], hw_env).stdout
+
+    staging = project / "models" / "staging" / "shop"
+    _edit(staging / "stg_shop__orders.sql", "utm_source as channel,", "utm_source as marketing_channel,")
+    _edit(
+        staging / "stg_shop__payments.sql",
+        "status as payment_status,",
+        "status as payment_status,\n upper(method) as method_code,",
+    )
+    files_before = sorted(p.relative_to(project) for p in project.rglob("*"))
+
+    proc = run_cli(["plan", "--json", "--fail-on-breaking", *args], hw_env, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    changes = {c["key"]: c for c in json.loads(proc.stdout)["changes"]}
+    assert sorted(changes) == ["staging.stg_shop__orders", "staging.stg_shop__payments"]
+
+    renamed = changes["staging.stg_shop__orders"]
+    assert renamed["category"] == "breaking"
+    assert (renamed["columns_added"], renamed["columns_removed"]) == (["marketing_channel"], ["channel"])
+    for key in ("marts.orders", "marts.daily_revenue", "marts.marketing_roi", "exposures.revenue_dashboard"):
+        assert key in renamed["downstream"]
+    assert renamed["tests"] > 0
+
+    added = changes["staging.stg_shop__payments"]
+    assert added["category"] == "non-breaking"
+    assert added["columns_added"] == ["method_code"] and added["columns_removed"] == []
+    assert "intermediate.int_payments__summed" in added["downstream"]
+    assert json.loads(proc.stdout)["indirect"]["marts.orders"] == "breaking"
+
+    # analysis only: the dbt project gained no file and the warehouse no SQLMesh schema
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == files_before
+    warehouse = Path(hw_env["HEADWATER_DATA_DIR"]) / "headwater.duckdb"
+    if warehouse.exists():
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            schemas = {row[0] for row in con.execute("select schema_name from information_schema.schemata").fetchall()}
+        assert not {s for s in schemas if "sqlmesh" in s.lower()}
+
+
+def test_state_from_another_warehouse_kind_is_refused_with_the_fix(tmp_path: Path) -> None:
+    import pytest
+
+    from orchestration.changes import StateError, load_state
+
+    state = tmp_path / "manifest.json"
+    state.write_text(json.dumps({"metadata": {"adapter_type": "postgres"}, "nodes": {}}))
+    with pytest.raises(
+        StateError, match="compiled for postgres, the working project for duckdb: plan with the deployed"
+    ):
+        load_state(state, "duckdb")
+    state.write_text("{not json")
+    with pytest.raises(StateError, match="not valid JSON"):
+        load_state(state, "duckdb")
