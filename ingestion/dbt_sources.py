@@ -24,9 +24,14 @@ LOADED_AT = "to_timestamp(cast(_dlt_load_id as double precision))"
 """The dlt load time of a row, valid SQL on DuckDB, PostgreSQL and Snowflake."""
 
 
-def sources_document(definition: SourceDefinition, schema: Schema) -> dict:
-    """The dbt ``sources:`` document for ``definition``'s tables in ``schema``."""
-    tables = []
+def sources_document(definition: SourceDefinition, schema: Schema, kept: list[dict] | None = None) -> dict:
+    """The dbt ``sources:`` document for ``definition``'s tables in ``schema``.
+
+    ``kept``: entries of the file as it is, used for declared tables the schema does not hold yet (a run that
+    loaded only some tables must not drop the others from the dbt project).
+    """
+    in_schema = {t["name"] for t in schema.data_tables()}
+    tables = [t for t in kept or () if t.get("name") in definition.tables and t.get("name") not in in_schema]
     for table_name in sorted(t["name"] for t in schema.data_tables() if t["name"] != QUARANTINE_TABLE):
         key = f"{definition.dataset}.{table_name}"
         docs = TABLE_DOCS.get(key, {})
@@ -51,6 +56,7 @@ def sources_document(definition: SourceDefinition, schema: Schema) -> dict:
             table["data_tests"] = [{"unique_combination_of_columns": {"arguments": {"combination_of_columns": keys}}}]
         table["columns"] = columns
         tables.append(table)
+    tables.sort(key=lambda t: t["name"])
     return {
         "version": 2,
         "sources": [
@@ -72,18 +78,26 @@ def sources_document(definition: SourceDefinition, schema: Schema) -> dict:
     }
 
 
-def render_sources_yml(definition: SourceDefinition, schema: Schema) -> str:
+def render_sources_yml(definition: SourceDefinition, schema: Schema, kept: list[dict] | None = None) -> str:
     """The text of the generated sources file."""
-    body = yaml.safe_dump(sources_document(definition, schema), sort_keys=False, width=110, allow_unicode=True)
+    document = sources_document(definition, schema, kept)
+    body = yaml.safe_dump(document, sort_keys=False, width=110, allow_unicode=True)
     return HEADER.format(name=definition.name) + body
 
 
 def write_sources_yml(definition: SourceDefinition, schema: Schema, dbt_project_dir: Path) -> tuple[Path, bool]:
     """Write the sources file into the dbt project; returns its path and whether its content changed."""
     path = dbt_project_dir / definition.sources_yml
-    text = render_sources_yml(definition, schema)
+    text = render_sources_yml(definition, schema, _existing_tables(path))
     if path.exists() and path.read_text() == text:
         return path, False
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path, True
+
+
+def _existing_tables(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    document = yaml.safe_load(path.read_text()) or {}
+    return [t for source in document.get("sources") or [] for t in source.get("tables") or [] if isinstance(t, dict)]

@@ -60,3 +60,15 @@ def test_write_is_idempotent(schemas: dict, tmp_path: Path) -> None:
     path, changed = write_sources_yml(definition, schemas["shop"], tmp_path)
     assert changed and path.exists()
     assert write_sources_yml(definition, schemas["shop"], tmp_path) == (path, False)
+
+
+def test_a_partial_load_keeps_the_tables_it_did_not_load(schemas: dict, tmp_path: Path) -> None:
+    """`materialize +marts.orders` on a fresh target loads some shop tables only: the others must stay."""
+    definition = SOURCES["shop"]
+    path, _ = write_sources_yml(definition, schemas["shop"], tmp_path)
+    full = path.read_text()
+    partial = schemas["shop"].clone()
+    partial.tables.pop("products")
+    assert "products" not in {t["name"] for t in partial.data_tables()}
+    assert write_sources_yml(definition, partial, tmp_path) == (path, False)
+    assert path.read_text() == full
