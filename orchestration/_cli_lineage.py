@@ -157,3 +157,96 @@ def _print_plan(change_plan: Any, state: Path) -> None:
         f"{len(change_plan.changes)} changed model(s), {len(change_plan.breaking)} breaking; "
         f"{len(change_plan.indirect)} downstream asset(s) affected"
     )
+
+
+@app.command()
+def diff(
+    model: Annotated[str, typer.Argument(help="The model: asset key (marts.orders) or dbt name (orders).")],
+    from_: Annotated[str, typer.Option("--from", help="A target (dev, postgres), a schema, or target:schema.")],
+    to: Annotated[str, typer.Option("--to", help="A target, a schema, or target:schema.")],
+    key: Annotated[
+        str | None, typer.Option(help="Primary key column(s), comma-separated (default: the model's unique test).")
+    ] = None,
+    ignore: Annotated[
+        str | None, typer.Option(help="Columns to leave out of the row comparison, comma-separated (_dlt_load_id).")
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Changed rows to show.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Schema and row differences of one model between two targets or schemas, rows matched by primary key."""
+    from orchestration import dbt_executor
+    from orchestration.table_diff import DiffError, Side, diff_tables, model_relation, primary_key
+    from orchestration.targets import target_names
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    default = _target(project, target)
+    try:
+        with console.status("parsing the dbt project"):
+            manifest = dbt_executor.parse(project, default)
+        unique_id, schema, table = model_relation(manifest, model)
+        columns = tuple(c.strip() for c in key.split(",") if c.strip()) if key else primary_key(manifest, unique_id)
+        if not columns:
+            raise DiffError(f"{model} has no unique test to match rows by: name its key with --key col[,col]")
+    except (dbt_executor.DbtInvocationError, DiffError) as exc:
+        raise _fail(str(exc)) from None
+
+    known = set(target_names(project))
+
+    def side(text: str) -> Side:
+        name, _, side_schema = text.partition(":") if ":" in text else (text, "", "")
+        if name in known:
+            return Side(text, _target(project, name), side_schema or schema, table)
+        return Side(text, default, text, table)  # a schema on the default target
+
+    try:
+        with console.status(f"comparing {schema}.{table}: {from_} -> {to}"):
+            skip = tuple(c.strip() for c in (ignore or "").split(",") if c.strip())
+            result = diff_tables(side(from_), side(to), columns, sample=sample, skip_columns=skip)
+    except DiffError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        _print_diff(result, f"{schema}.{table}")
+
+
+def _print_diff(result: Any, relation: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(f"[bold]{relation}[/]: {result.source} -> {result.target}, rows matched on {', '.join(result.key)}")
+    if result.columns_added or result.columns_removed or result.types_changed:
+        schema_table = Table(title="schema")
+        for column in ("column", "change"):
+            schema_table.add_column(column)
+        for column in result.columns_added:
+            schema_table.add_row(column, f"[green]added in {escape(result.target)}[/]")
+        for column in result.columns_removed:
+            schema_table.add_row(column, f"[red]missing in {escape(result.target)}[/]")
+        for column, (before, after) in result.types_changed.items():
+            schema_table.add_row(column, f"[yellow]type {before} -> {after}[/]")
+        console.print(schema_table)
+    else:
+        console.print("schema: same columns and types")
+    rows = result.rows
+    console.print(
+        f"rows: {rows['source']:,} -> {rows['target']:,}; matched {rows['matched']:,}, "
+        f"changed {rows['changed']:,}, only in {escape(result.source)} {rows['only_in_source']:,}, "
+        f"only in {escape(result.target)} {rows['only_in_target']:,}"
+    )
+    if result.column_mismatches:
+        console.print(
+            "changed values per column: " + ", ".join(f"{c} {n:,}" for c, n in sorted(result.column_mismatches.items()))
+        )
+    if result.sample:
+        sample_table = Table(title="changed rows (sample)")
+        for column in result.sample[0]:
+            sample_table.add_column(column, overflow="fold")
+        for record in result.sample:
+            sample_table.add_row(*(escape(str(v)) for v in record.values()))
+        console.print(sample_table)
+    console.print("[green]identical[/]" if result.identical else "[yellow]differences found[/]")

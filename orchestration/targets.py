@@ -166,6 +166,16 @@ def dbt_profile_name(project: Project) -> str:
     return str(document.get("profile") or PROFILE)
 
 
+def target_names(project: Project) -> list[str]:
+    """The targets (outputs) the project's profile defines, sorted; empty when there is no profiles.yml."""
+    profiles_file = project.profiles_dir / "profiles.yml"
+    if not profiles_file.exists():
+        return []
+    document = yaml.safe_load(profiles_file.read_text()) or {}
+    profile = document.get(dbt_profile_name(project)) or {}
+    return sorted(profile.get("outputs") or {})
+
+
 def resolve_target(project: Project, name: str | None = None) -> Target:
     """The target called ``name`` (else ``HEADWATER_TARGET``, else ``dev``), rendered.
 
