@@ -7,7 +7,6 @@ This module holds the commands that run things (demo, ingest, sources, materiali
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -305,45 +304,32 @@ def docs(
     target: TargetOpt = None,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Generate dbt docs (lineage from the dlt raw tables onwards); --serve to browse them."""
+    """dbt docs from the dlt tables onwards, with each asset's check results and column lineage; --serve to browse."""
     from orchestration import dbt_executor
+    from orchestration.docs import generate_docs
+    from orchestration.docs import serve as serve_folder
 
     project = _project(project_dir)
     resolved = _target(project, target)
-    with console.status("dbt docs generate"):
-        result = dbt_executor.invoke(project, resolved, ["docs", "generate"])
-    if not result.success:
-        raise _fail(f"dbt docs generate failed: {result.exception or 'see data/dbt_logs/dbt.log'}")
-    index = project.dbt_target_path / "index.html"
-    console.print(f"docs written to {index}")
-    data_docs = _copy_data_docs(project)
-    if data_docs:
-        console.print(f"GX Data Docs (validation results of the last runs) copied to {data_docs}")
+    try:
+        with console.status("dbt docs generate"):
+            result = generate_docs(project, resolved)
+    except dbt_executor.DbtInvocationError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"docs written to {result.folder / 'index.html'}")
+    console.print(
+        f"check results linked on {result.checks_linked} asset(s); column lineage on {result.columns_with_lineage} column(s)"
+    )
+    if result.data_docs:
+        console.print(f"GX Data Docs (validation results of the last runs) copied to {result.data_docs}")
     else:
         console.print("[dim]no GX Data Docs yet: they appear after a run with Great Expectations suites[/]")
     if serve:
         console.print(f"serving on http://127.0.0.1:{port} (Ctrl+C to stop)")
-        if data_docs:
-            console.print(f"GX Data Docs: http://127.0.0.1:{port}/gx_data_docs/index.html")
-        dbt_executor.invoke(
-            project,
-            resolved,
-            ["docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser"],
-            quiet=False,
-        )
-
-
-def _copy_data_docs(project: Project) -> Path | None:
-    """Put GX's Data Docs beside dbt's docs (``<dbt target>/gx_data_docs``) so one server shows both."""
-    import shutil
-
-    site = project.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
-    if not (site / "index.html").exists():
-        return None
-    destination = project.dbt_target_path / "gx_data_docs"
-    shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(site, destination)
-    return destination / "index.html"
+        try:
+            serve_folder(result.folder, port)
+        except KeyboardInterrupt:
+            pass
 
 
 # the reading and production commands register on the same app, after the running ones (help lists them so)

@@ -1,0 +1,154 @@
+"""dbt docs from ingestion onwards: ``dbt docs generate`` into ``<data>/docs``, then Headwater's additions.
+
+dbt docs already starts at the dlt tables (the generated sources carry dlt's descriptions and types) and
+shows the exposures. Headwater adds to the generated manifest, which dbt's page reads: each asset's last
+check results (dbt tests, GX expectations, freshness, quarantine) from the run log, with a link to the GX
+Data Docs copied beside; and for every model column the columns it is computed from (column lineage).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from assets.lineage import ColumnLineage, ColumnRef
+from assets.run_log import CheckRecord
+from orchestration import dbt_executor
+from orchestration.lineage import key_map, lineage_of_manifest
+from orchestration.project import Project
+from orchestration.targets import Target
+
+_MARK = {"pass": "✓", "warn": "!", "fail": "✗", "error": "✗", "skipped": "–"}  # plain glyphs: no emoji font needed
+SECTION = "\n\n---\n#### Checks (Headwater run log"
+
+
+@dataclass(frozen=True)
+class DocsResult:
+    folder: Path
+    checks_linked: int
+    columns_with_lineage: int
+    data_docs: Path | None
+
+
+def docs_dir(project: Project) -> Path:
+    return project.data_dir / "docs"
+
+
+def generate_docs(project: Project, target: Target) -> DocsResult:
+    """Generate dbt docs for ``target`` into ``<data>/docs`` and add check results and column lineage.
+
+    Raises:
+        DbtInvocationError: ``dbt docs generate`` failed; the message carries dbt's error.
+    """
+    from orchestration.run_log import RunLog
+
+    folder = docs_dir(project)
+    result = dbt_executor.invoke(project, target, ["docs", "generate"], target_path=folder)
+    if target.type == "duckdb":
+        dbt_executor.release_duckdb()
+    if not result.success:
+        raise dbt_executor.DbtInvocationError(
+            f"dbt docs generate failed for {project.dbt_project_dir}: {result.exception or 'see data/dbt_logs/dbt.log'}"
+        )
+    data_docs = _copy_data_docs(project, folder)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    checks = RunLog.for_target(project, target).latest_checks()
+    lineage = lineage_of_manifest(manifest, project.dbt_project_dir)
+    linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None)
+    manifest_path.write_text(json.dumps(manifest))
+    return DocsResult(folder, linked, columns, data_docs)
+
+
+def annotate_manifest(
+    manifest: dict[str, Any],
+    checks: Mapping[tuple[str, str], tuple[CheckRecord, datetime | None]],
+    lineage: ColumnLineage,
+    target_name: str,
+    with_data_docs: bool,
+) -> tuple[int, int]:
+    """Add check results to descriptions and upstream columns to column descriptions, in place.
+
+    Returns how many nodes got check results and how many columns got lineage.
+    """
+    by_asset: dict[str, list[tuple[CheckRecord, datetime | None]]] = defaultdict(list)
+    for (asset_key, _), entry in checks.items():
+        by_asset[asset_key].append(entry)
+    keys = key_map(manifest)
+    linked = columns_done = 0
+    for collection in ("nodes", "sources"):
+        for unique_id, node in (manifest.get(collection) or {}).items():
+            key = keys.get(unique_id)
+            if key is None:
+                continue
+            if by_asset.get(key):
+                node["description"] = (node.get("description") or "") + _checks_markdown(
+                    by_asset[key], target_name, with_data_docs
+                )
+                linked += 1
+            columns_done += _annotate_columns(node, key, lineage)
+    return linked, columns_done
+
+
+def _checks_markdown(entries: list[tuple[CheckRecord, datetime | None]], target_name: str, data_docs: bool) -> str:
+    rows = [
+        f"| {record.check_name} | {record.severity} | {_MARK.get(record.status, '')} {record.status} | "
+        f"{'' if record.failures is None else record.failures} | {ended:%Y-%m-%d %H:%M} |"
+        if ended
+        else f"| {record.check_name} | {record.severity} | {record.status} | {record.failures or ''} | |"
+        for record, ended in sorted(entries, key=lambda e: (e[0].status == "pass", e[0].check_name))
+    ]
+    text = f"{SECTION} on {target_name})\n\n| check | severity | last result | rows | when |\n|---|---|---|---|---|\n"
+    text += "\n".join(rows)
+    if data_docs:
+        text += "\n\nGreat Expectations results: [GX Data Docs](gx_data_docs/index.html)"
+    return text
+
+
+def _annotate_columns(node: dict[str, Any], key: str, lineage: ColumnLineage) -> int:
+    count = 0
+    documented = node.setdefault("columns", {})
+    for column in lineage.columns.get(key, ()):
+        ref = ColumnRef(key, column)
+        parents = lineage.parents(ref)
+        if not parents:
+            continue
+        entry = documented.setdefault(column, {"name": column, "description": "", "meta": {}, "tags": []})
+        upstream = ", ".join(f"`{p}`" for p in parents)
+        roots = [r for r in lineage.sources(ref) if r not in parents]
+        note = f"Computed from {upstream}"
+        if roots:
+            note += f"; raw: {', '.join(f'`{r}`' for r in roots)}"
+        entry["description"] = ((entry.get("description") or "") + f"\n\n{note}.").strip()
+        count += 1
+    return count
+
+
+def _copy_data_docs(project: Project, folder: Path) -> Path | None:
+    """Put GX's Data Docs beside dbt's docs (``<docs>/gx_data_docs``) so one server shows both."""
+    site = project.data_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+    if not (site / "index.html").exists():
+        return None
+    destination = folder / "gx_data_docs"
+    shutil.rmtree(destination, ignore_errors=True)
+    shutil.copytree(site, destination)
+    return destination / "index.html"
+
+
+def serve(folder: Path, port: int, host: str = "127.0.0.1") -> None:
+    """Serve ``folder`` over HTTP until interrupted (dbt's page fetches manifest.json and catalog.json)."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with ThreadingHTTPServer((host, port), partial(Quiet, directory=str(folder))) as server:
+        server.serve_forever()
