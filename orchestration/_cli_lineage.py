@@ -250,3 +250,41 @@ def _print_diff(result: Any, relation: str) -> None:
             sample_table.add_row(*(escape(str(v)) for v in record.values()))
         console.print(sample_table)
     console.print("[green]identical[/]" if result.identical else "[yellow]differences found[/]")
+
+
+@app.command()
+def catalog(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8090,
+    host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Serve the asset catalog: the graph, each asset's last run, rows, checks, freshness, staleness, dbt docs."""
+    import uvicorn
+
+    from orchestration._cli_common import _graph
+    from orchestration.catalog import RunState, count_rows, create_app, docs_routes
+    from orchestration.lineage import key_map
+    from orchestration.run_log import RunLog
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    graph = _graph(project, resolved)
+    manifest = json.loads((project.dbt_target_path / "manifest.json").read_text())
+    run_log = RunLog.for_target(project, resolved)
+    tables = [str(k) for k in graph.toposorted() if graph.specs[k].kind.is_materializable]
+
+    def read_state() -> RunState:
+        latest, successful = run_log.latest()
+        return RunState(latest, successful, run_log.latest_checks(), count_rows(resolved, tables))
+
+    docs_dir = project.data_dir / "docs"
+    app_ = create_app(
+        graph, read_state, target=resolved.name, docs_dir=docs_dir, docs=docs_routes(manifest, key_map(manifest))
+    )
+    console.print(f"asset catalog of {resolved.name}: http://{host}:{port}/  (JSON: /api/assets, Ctrl+C to stop)")
+    if not (docs_dir / "index.html").exists():
+        console.print("[dim]no dbt docs yet: run `headwater docs` to link each asset to its page[/]")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
