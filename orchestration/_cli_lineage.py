@@ -266,6 +266,7 @@ def catalog(
 
     from orchestration._cli_common import _graph
     from orchestration.catalog import RunState, count_rows, create_app, docs_routes
+    from orchestration.docs import docs_dir as docs_folder
     from orchestration.lineage import key_map
     from orchestration.run_log import RunLog
 
@@ -280,7 +281,7 @@ def catalog(
         latest, successful = run_log.latest()
         return RunState(latest, successful, run_log.latest_checks(), count_rows(resolved, tables))
 
-    docs_dir = project.data_dir / "docs"
+    docs_dir = docs_folder(project)
     app_ = create_app(
         graph, read_state, target=resolved.name, docs_dir=docs_dir, docs=docs_routes(manifest, key_map(manifest))
     )
