@@ -25,6 +25,10 @@ class ManifestError(ValueError):
     """The manifest is unreadable or malformed; the message names the file and the offending entries."""
 
 
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+"""What a field of the wrong shape raises while a node is read (a list where a mapping belongs, ...)."""
+
+
 def load_manifest(path: Path) -> dict[str, Any]:
     """Read a dbt ``manifest.json``; the only function here that touches the file system.
 
@@ -175,9 +179,12 @@ def specs_from_manifest(
                     kind = AssetKind.EXPOSURE
                 else:
                     continue  # analyses, operations, macros: not assets
-                by_id[unique_id] = _spec_for(unique_id, node, kind, translator)
-                deps_by_id[unique_id] = list((node.get("depends_on") or {}).get("nodes") or [])
-            except (KeyError, TypeError, ValueError) as exc:
+                spec = _spec_for(unique_id, node, kind, translator)
+                deps = list((node.get("depends_on") or {}).get("nodes") or [])
+                if not all(isinstance(d, str) for d in deps):
+                    raise TypeError("depends_on.nodes must list unique ids")
+                by_id[unique_id], deps_by_id[unique_id] = spec, deps
+            except _SHAPE_ERRORS as exc:
                 problems.append(f"{unique_id} ({node.get('original_file_path', '?')}): {type(exc).__name__}: {exc}")
     specs = []
     for unique_id, spec in by_id.items():
@@ -187,7 +194,7 @@ def specs_from_manifest(
     for unique_id, spec in by_id.items():
         try:
             freshness = _freshness_check(manifest, unique_id, spec)
-        except ValueError as exc:
+        except _SHAPE_ERRORS as exc:
             problems.append(f"{unique_id} ({spec.path or '?'}): freshness: {exc}")
             continue
         if freshness is not None:
@@ -195,13 +202,16 @@ def specs_from_manifest(
     for node in tests:
         try:
             check = _check_for(node, by_id, translator)
-        except (KeyError, TypeError, ValueError) as exc:
+        except _SHAPE_ERRORS as exc:
             problems.append(f"{node.get('unique_id', '?')}: {type(exc).__name__}: {exc}")
             continue
         if check is not None:
             checks.append(check)
     if problems:
-        raise ManifestError("malformed manifest entries:\n  " + "\n  ".join(sorted(problems)))
+        raise ManifestError(
+            "malformed manifest entries (run `dbt parse` again to rewrite the manifest):\n  "
+            + "\n  ".join(sorted(problems, key=str))
+        )
     return specs, checks
 
 
@@ -235,6 +245,8 @@ def _check_for(node: Node, by_id: Mapping[str, AssetSpec], translator: DbtTransl
         attached = next((d for d in deps if d.startswith("source.")), None)
     if attached is None or attached not in by_id:
         return None  # a singular test on nothing Headwater tracks
+    if not isinstance(node.get("name"), str) or not isinstance(node.get("unique_id"), str):
+        raise ValueError("a test needs a text 'name' and 'unique_id'")
     return CheckSpec(
         asset_key=by_id[attached].key,
         name=node["name"],
