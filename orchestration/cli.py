@@ -97,11 +97,17 @@ def ingest(
     table = Table(title=f"Ingestion into {resolved.name}")
     for column in ("source", "table", "new rows"):
         table.add_column(column)
-    for definition in definitions:
-        with console.status(f"loading {definition.name}"):
-            result = load_source(project, resolved, definition)
-        for name in definition.tables:
-            table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
+    from orchestration.target_lock import TargetBusy, target_lock
+
+    try:
+        with target_lock(project, resolved):
+            for definition in definitions:
+                with console.status(f"loading {definition.name}"):
+                    result = load_source(project, resolved, definition)
+                for name in definition.tables:
+                    table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
+    except TargetBusy as exc:
+        raise _fail(str(exc)) from None
     console.print(table)
     for path, changed in regenerate_sources(project, resolved):
         if changed:

@@ -28,6 +28,7 @@ from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
 from orchestration.report import AssetResult, MaterializeReport, alerts_for, dbt_check_outcomes, records
 from orchestration.run_log import RunLog
+from orchestration.target_lock import target_lock
 from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
 
@@ -314,7 +315,7 @@ def materialize_flow(
         from prefect.concurrency.sync import concurrency
 
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
-    with lock:
+    with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
         return _materialize(project, resolved, selection, exclude, retries, full_refresh)
 
 
