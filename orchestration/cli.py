@@ -97,7 +97,7 @@ def ingest(
     table = Table(title=f"Ingestion into {resolved.name}")
     for column in ("source", "table", "new rows"):
         table.add_column(column)
-    from orchestration.target_lock import TargetBusy, target_lock
+    from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
 
     try:
         with target_lock(project, resolved):
@@ -106,7 +106,7 @@ def ingest(
                     result = load_source(project, resolved, definition)
                 for name in definition.tables:
                     table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
-    except TargetBusy as exc:
+    except (TargetBusy, WarehouseUnreachable) as exc:
         raise _fail(str(exc)) from None
     console.print(table)
     for path, changed in regenerate_sources(project, resolved):

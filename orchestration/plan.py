@@ -15,6 +15,7 @@ from assets import (
     CheckSpec,
     DbtTranslator,
     RunPolicy,
+    SelectionError,
     build_asset_graph,
     select,
 )
@@ -93,8 +94,17 @@ def asset_graph(
 
 
 def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:
-    """The plan for ``selection`` minus ``exclude`` (dbt grammar plus ``kind:``/``group:``)."""
+    """The plan for ``selection`` minus ``exclude`` (dbt grammar plus ``kind:``/``group:``).
+
+    Raises:
+        SelectionError: the selection is malformed, or matches no asset (a typo must not pass as a no-op run).
+    """
     selected = select(graph, selection, exclude)
+    if not selected and (selection or exclude):
+        raise SelectionError(
+            f"selection {selection or '(everything)'!r}{f' minus {exclude!r}' if exclude else ''} matches no asset; "
+            "`headwater assets` lists them"
+        )
     ingest: dict[str, list[str]] = defaultdict(list)
     dbt_keys = []
     for key in graph.toposorted():

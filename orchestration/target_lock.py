@@ -27,6 +27,10 @@ class TargetBusy(RuntimeError):
     """Another Headwater run holds the target; the message names it and what to do."""
 
 
+class WarehouseUnreachable(RuntimeError):
+    """The target's server does not answer; the message names the address and where it is configured."""
+
+
 def _timeout() -> float:
     try:
         return max(0.0, float(os.environ.get(TIMEOUT_ENV, "0") or 0))
@@ -112,7 +116,16 @@ def _advisory_lock(target: Target) -> Iterator[None]:
     key = advisory_key(target)
     deadline = time.monotonic() + _timeout()
     try:
-        with engine.connect() as connection:
+        try:
+            connection = engine.connect()
+        except sa.exc.OperationalError as exc:
+            reason = (str(exc.orig).strip().splitlines() or ["no answer"])[0]
+            raise WarehouseUnreachable(
+                f"the {target.name} warehouse does not answer at {target.config.get('host')}:"
+                f"{target.config.get('port', 5432)} ({reason}). Is the server up, and are the target's settings "
+                f"(profiles/profiles.yml, output '{target.name}') right? Nothing was loaded or built."
+            ) from None
+        with connection:
             while not connection.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 connection.rollback()
                 if time.monotonic() >= deadline:
