@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind, RunPolicy, Severity
+from assets import AssetKey, AssetKind, RunPolicy, SelectionError, Severity
 from assets.checks import blocked_by, gate_stages
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
@@ -28,7 +28,7 @@ from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
 from orchestration.report import AssetResult, MaterializeReport, alerts_for, dbt_check_outcomes, records
 from orchestration.run_log import RunLog
-from orchestration.target_lock import target_lock
+from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
 from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
 
@@ -315,8 +315,13 @@ def materialize_flow(
         from prefect.concurrency.sync import concurrency
 
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
-    with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
-        return _materialize(project, resolved, selection, exclude, retries, full_refresh)
+    try:
+        with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
+            return _materialize(project, resolved, selection, exclude, retries, full_refresh)
+    except (TargetBusy, WarehouseUnreachable, SelectionError) as exc:
+        # the user's to fix, not a crash: a Failed state with the message, no traceback in the log
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
 
 
 def target_lock_name(target: str) -> str:
