@@ -279,13 +279,16 @@ def retry(
     last = log.last_run(resolved.name)
     if last is None:
         raise _fail(f"no run recorded on target {resolved.name}; run `headwater materialize` first")
-    todo = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
-    blocking = {
-        c.asset_key
-        for c in log.check_records(last["run_id"])
-        if c.severity == "error" and c.status in ("fail", "error")
-    }
-    todo = sorted(todo | blocking)
+    if last.get("ended_at") is None:
+        todo = _unfinished(project, resolved, log, last)
+    else:
+        todo = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
+        blocking = {
+            c.asset_key
+            for c in log.check_records(last["run_id"])
+            if c.severity == "error" and c.status in ("fail", "error")
+        }
+        todo = sorted(todo | blocking)
     if not todo:
         console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets")
         return
@@ -301,6 +304,25 @@ def retry(
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
+
+
+def _unfinished(project: Project, resolved, log, last: dict) -> list[str]:
+    """The assets a run that never finished (killed, crashed) selected but did not complete."""
+    from assets import SelectionError, select
+    from orchestration._cli_common import _graph
+
+    graph = _graph(project, resolved)
+    try:
+        selected = select(graph, last.get("selection"), last.get("exclude"))
+    except SelectionError as exc:
+        raise _fail(f"run {last['run_id']} did not finish and its selection no longer parses: {exc}") from None
+    done = {m.asset_key for m in log.materializations(last["run_id"]) if m.status == "success"}
+    todo = sorted(str(k) for k in selected if graph.specs[k].kind.is_materializable and str(k) not in done)
+    console.print(
+        f"[yellow]run {last['run_id']} did not finish[/] (killed or crashed): {len(done)} asset(s) completed "
+        f"before it stopped and are kept; {len(todo)} left to run"
+    )
+    return todo
 
 
 @app.command()

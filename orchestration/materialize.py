@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
 from assets import AssetKey, AssetKind, RunPolicy, SelectionError, Severity
 from assets.checks import blocked_by, gate_stages
+from assets.run_log import Materialization
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checks import RunChecks
@@ -146,6 +148,7 @@ def _ingest(
     mirror: TaskRunMirror,
     report: MaterializeReport,
     checks: RunChecks,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
     from ingestion import get_source
 
@@ -181,6 +184,8 @@ def _ingest(
             report.assets[str(keys[table])] = AssetResult(
                 str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
             )
+            if checkpoints:
+                checkpoints.success(keys[table], started, ended, rows)
             progress.advance(str(keys[table]))
     progress.done()
 
@@ -208,6 +213,7 @@ def _build(
     retries: int | None,
     whole_project: bool,
     full_refresh: bool = False,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
     """Build the plan's dbt nodes, stage by stage, with the GX suites of each stage's models between stages.
 
@@ -227,13 +233,14 @@ def _build(
         and graph.downstream([key]) & dbt_keys
     }
     stages = gate_stages(graph, plan.dbt_keys, gates)
+    by_id = graph.by_unique_id()
     segment = DbtSegment(
         project,
         target,
         manifest,
         mirror,
         node_policies(plan, manifest, retries),
-        on_progress=lambda uid, status: progress.advance(uid.split(".", 2)[-1]),
+        on_progress=lambda uid, status: _node_done(uid, status, progress, checkpoints, by_id, segment),
     )
     if len(stages) > 1:
         segment.extra = ("--indirect-selection", "buildable")  # a test waits for the stage that builds its parents
@@ -264,6 +271,14 @@ def _build(
     report.checks = dbt_check_outcomes(graph, outcomes)
 
 
+def _node_done(uid: str, status: str, progress: Any, checkpoints: Checkpoints | None, by_id: dict, segment) -> None:
+    progress.advance(uid.split(".", 2)[-1])
+    key = by_id.get(uid)
+    if checkpoints and key is not None and status == "success":
+        outcome = segment.outcomes.get(uid)
+        checkpoints.success(key, outcome.started_at if outcome else None, outcome.ended_at if outcome else None)
+
+
 def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> None:
     by_id = plan.graph.by_unique_id()
     for uid, outcome in outcomes.items():
@@ -285,6 +300,36 @@ def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> Non
 
 
 _SKIPPED_BY_DBT = "skipped by dbt: an upstream node or error-severity test failed"
+
+
+class Checkpoints:
+    """Writes each asset to the run log the moment it succeeds (see ``RunLog.checkpoint``)."""
+
+    def __init__(self, run_log: RunLog, run_id: str, target: str, graph: Any) -> None:
+        self.run_log, self.run_id, self.target, self.graph = run_log, run_id, target, graph
+        self.errors: list[str] = []
+
+    def success(self, key: AssetKey, started: datetime | None, ended: datetime | None, rows: int | None = None) -> None:
+        spec = self.graph.specs.get(key)
+        if spec is None:
+            return
+        record = Materialization(
+            str(key),
+            self.run_id,
+            "success",
+            1,
+            started,
+            ended,
+            rows,
+            spec.code_version,
+            spec.kind.value,
+            "",
+            self.target,
+        )
+        try:
+            self.run_log.checkpoint(record)
+        except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
+            self.errors.append(f"run-log checkpoint of {key}: {type(exc).__name__}: {exc}")
 
 
 @flow(name="headwater-materialize", validate_parameters=False)
@@ -359,9 +404,10 @@ def _materialize(
     flow_run_id = flow_run.get_id()
     mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan, manifest))
     checks = RunChecks(project, resolved, graph, mirror)
+    checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
     try:
         if plan.ingest:
-            _ingest(project, resolved, plan, mirror, report, checks)
+            _ingest(project, resolved, plan, mirror, report, checks, checkpoints)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
                 manifest = dbt_executor.parse(project, resolved)
@@ -369,7 +415,7 @@ def _materialize(
                     manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir
                 )
                 plan = plan_run(graph, selection, exclude)
-                checks.graph = graph
+                checks.graph = checkpoints.graph = graph
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites
         checks.freshness(plan.freshness_keys)
         checks.suites(k for k in plan.selected if _landed(report, k))
@@ -384,6 +430,7 @@ def _materialize(
             retries=retries,
             whole_project=not (selection or exclude),
             full_refresh=full_refresh,
+            checkpoints=checkpoints,
         )
         report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
         for key, reason in blocked_by(plan.graph, report.checks).items():
@@ -394,7 +441,7 @@ def _materialize(
         report.data_docs = str(checks.data_docs) if checks.data_docs else None
         report.alert_errors.extend(checks.errors)
         mirror.close()
-        report.mirror_errors = list(mirror.errors)
+        report.mirror_errors = [*mirror.errors, *checkpoints.errors]
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None
         router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))

@@ -92,11 +92,19 @@ class RunLog:
         rows = [asdict(m) for m in materializations]
         check_rows = [asdict(c) for c in checks]
         with self.engine.begin() as conn:
+            # the run's checkpoints are replaced by its full record
+            conn.execute(MATERIALIZATIONS.delete().where(MATERIALIZATIONS.c.run_id == run_id))
             if rows:
                 conn.execute(MATERIALIZATIONS.insert(), rows)
             if check_rows:
                 conn.execute(CHECKS.insert(), check_rows)
             conn.execute(RUNS.update().where(RUNS.c.run_id == run_id).values(status=status, ended_at=at))
+
+    def checkpoint(self, materialization: Materialization) -> None:
+        """Record one asset as soon as it succeeded, so a run killed later still shows what it finished
+        (``headwater retry`` then skips it); ``finish_run`` replaces checkpoints with the full record."""
+        with self.engine.begin() as conn:
+            conn.execute(MATERIALIZATIONS.insert(), [asdict(materialization)])
 
     def last_run(self, target: str | None = None) -> dict | None:
         query = sa.select(RUNS).order_by(RUNS.c.started_at.desc()).limit(1)
