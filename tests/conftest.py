@@ -30,6 +30,22 @@ def base_env(data_dir: Path, prefect_home: Path) -> dict[str, str]:
     return env
 
 
+def postgres_env(env: dict[str, str], database_url: str) -> dict[str, str]:
+    """``env`` plus the variables the ``postgres`` target reads, pointing at ``database_url`` (trust auth: the
+    password is required by the profile but unused)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(database_url)
+    return {
+        **env,
+        "HEADWATER_PG_HOST": str(url.host),
+        "HEADWATER_PG_PORT": str(url.port),
+        "HEADWATER_PG_USER": str(url.username),
+        "HEADWATER_PG_PASSWORD": "unused-under-trust-auth",
+        "HEADWATER_PG_DATABASE": str(url.database),
+    }
+
+
 def run_cli(
     args: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess:

@@ -10,23 +10,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import base_env, run_cli
+from tests.conftest import base_env, postgres_env, run_cli
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def pg_run(tmp_path_factory: pytest.TempPathFactory, pg_database: str):
-    url = sa.make_url(pg_database)
     root = tmp_path_factory.mktemp("pg")
-    env = base_env(root / "data", root / "prefect")
-    env.update(
-        HEADWATER_PG_HOST=url.host,
-        HEADWATER_PG_PORT=str(url.port),
-        HEADWATER_PG_USER=url.username,
-        HEADWATER_PG_PASSWORD="unused-under-trust-auth",
-        HEADWATER_PG_DATABASE=url.database,
-    )
+    env = postgres_env(base_env(root / "data", root / "prefect"), pg_database)
     run = run_cli(["materialize", "--target", "postgres"], env, check=False)
     status = run_cli(["status", "--target", "postgres", "group:marts"], env, check=False)
     checks = run_cli(["checks", "--target", "postgres", "--failed"], env, check=False)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import REPO, base_env, run_cli
+from tests.conftest import REPO, base_env, postgres_env, run_cli
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -86,15 +85,7 @@ def test_a_killed_holder_frees_the_duckdb_target(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_second_run_on_postgres_is_refused_and_a_killed_holder_frees_it(pg_database: str, tmp_path: Path) -> None:
-    url = sa.make_url(pg_database)
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
-    env.update(
-        HEADWATER_PG_HOST=url.host,
-        HEADWATER_PG_PORT=str(url.port),
-        HEADWATER_PG_USER=url.username,
-        HEADWATER_PG_PASSWORD="unused-under-trust-auth",
-        HEADWATER_PG_DATABASE=url.database,
-    )
+    env = postgres_env(base_env(tmp_path / "data", tmp_path / "prefect"), pg_database)
     holder = _hold_lock_in_a_child(env, "postgres")
     refused = run_cli(["ingest", "--target", "postgres"], env, check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
