@@ -275,11 +275,10 @@ def catalog(
     graph = _graph(project, resolved)
     manifest = json.loads((project.dbt_target_path / "manifest.json").read_text())
     run_log = RunLog.for_target(project, resolved)
-    tables = [str(k) for k in graph.toposorted() if graph.specs[k].kind.is_materializable]
 
-    def read_state() -> RunState:
+    def read_state(keys: list[str]) -> RunState:
         latest, successful = run_log.latest()
-        return RunState(latest, successful, run_log.latest_checks(), count_rows(resolved, tables))
+        return RunState(latest, successful, run_log.latest_checks(), count_rows(resolved, keys))
 
     docs_dir = docs_folder(project)
     app_ = create_app(

@@ -57,7 +57,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _freshness(key: str, record: Materialization | None, checks: list[dict[str, Any]], now: datetime) -> dict:
+def _freshness(record: Materialization | None, checks: list[dict[str, Any]], now: datetime) -> dict:
     check = next((c for c in checks if c["kind"] == "freshness"), None)
     if check and check["status"]:
         return {"status": check["status"], "detail": check["message"] or "source freshness check"}
@@ -117,7 +117,7 @@ def asset_document(
         },
         "checks": checks,
         "check_status": _worst([c["status"] for c in checks]),
-        "freshness": _freshness(str(key), record, checks, now),
+        "freshness": _freshness(record, checks, now),
         "stale": stale.get(key) if spec.kind.is_materializable else None,
         "warehouse_rows": state.rows.get(str(key)),
         "docs": (docs or {}).get(str(key)),
@@ -165,19 +165,23 @@ def graph_document(graph: AssetGraph, state: RunState) -> dict[str, Any]:
 
 def create_app(
     graph: AssetGraph,
-    read_state: Callable[[], RunState],
+    read_state: Callable[[list[str]], RunState],
     *,
     target: str,
     docs_dir: Path | None = None,
     docs: Mapping[str, str] | None = None,
 ) -> Any:
-    """The catalog app: ``/`` (the page), ``/api/graph``, ``/api/assets``, ``/api/assets/{key}``, ``/docs``."""
+    """The catalog app: ``/`` (the page), ``/api/graph``, ``/api/assets``, ``/api/assets/{key}``, ``/docs``.
+
+    ``read_state(keys)`` reads the run log and counts the rows of ``keys`` (one asset's page counts one table).
+    """
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
     app = FastAPI(title="Headwater asset catalog", docs_url="/api/docs", redoc_url=None)
     has_docs = docs_dir is not None and (docs_dir / "index.html").exists()
+    tables = [str(k) for k in graph.toposorted() if graph.specs[k].kind.is_materializable]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -185,11 +189,11 @@ def create_app(
 
     @app.get("/api/graph")
     def api_graph() -> dict[str, Any]:
-        return {"target": target, "docs": has_docs, **graph_document(graph, read_state())}
+        return {"target": target, "docs": has_docs, **graph_document(graph, read_state(tables))}
 
     @app.get("/api/assets")
     def api_assets() -> list[dict[str, Any]]:
-        state = read_state()
+        state = read_state(tables)
         stale = stale_reasons(graph, state.successful)
         return [asset_document(graph, key, state, stale=stale, docs=docs) for key in graph.toposorted()]
 
@@ -201,7 +205,7 @@ def create_app(
             raise HTTPException(status_code=400, detail=f"{key!r} is not an asset key (schema.name)") from None
         if asset_key not in graph.specs:
             raise HTTPException(status_code=404, detail=f"no asset {key!r}; see /api/assets")
-        document = asset_document(graph, asset_key, read_state(), docs=docs)
+        document = asset_document(graph, asset_key, read_state([str(asset_key)]), docs=docs)
         document["docs_url"] = f"/docs/{document['docs']}" if has_docs and document["docs"] else None
         return document
 

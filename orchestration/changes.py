@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from assets.lineage import dialect_of
-from orchestration.lineage import key_map, lineage_of_manifest
+from orchestration.lineage import compile_dir, compile_manifest, key_map, lineage_of_manifest
 
 BREAKING, NON_BREAKING, ADDED, REMOVED, CONFIG = "breaking", "non-breaking", "added", "removed", "config"
 _CONFIG_KEYS = ("materialized", "unique_key", "incremental_strategy", "strategy", "on_schema_change")
@@ -92,10 +92,11 @@ def load_state(path: Path, dialect: str) -> dict[str, Any]:
     return manifest
 
 
-def _queries(manifest: Mapping[str, Any]) -> dict[str, tuple[exp.Query | None, dict[str, Any], str]]:
+def _queries(
+    manifest: Mapping[str, Any], keys: Mapping[str, str]
+) -> dict[str, tuple[exp.Query | None, dict[str, Any], str]]:
     """key -> (compiled query with relations written as asset keys, config that changes data, unique id)."""
     dialect = dialect_of(manifest)
-    keys = key_map(dict(manifest))
     nodes = {**(manifest.get("sources") or {}), **(manifest.get("nodes") or {})}
     by_relation = {}
     for unique_id, node in nodes.items():
@@ -147,9 +148,8 @@ def _categorise(key: str, new: exp.Query, old: exp.Query, dialect: str) -> tuple
     )
 
 
-def _downstream(manifest: Mapping[str, Any], unique_id: str) -> tuple[list[str], int]:
+def _downstream(manifest: Mapping[str, Any], keys: Mapping[str, str], unique_id: str) -> tuple[list[str], int]:
     """Asset keys (models, snapshots, exposures) downstream of a node, and how many tests run on it or them."""
-    keys = key_map(dict(manifest))
     children = manifest.get("child_map") or {}
     exposures = manifest.get("exposures") or {}
     seen, stack, assets, tests = {unique_id}, [unique_id], set(), 0
@@ -172,17 +172,18 @@ def _downstream(manifest: Mapping[str, Any], unique_id: str) -> tuple[list[str],
 def build_change_plan(deployed: Mapping[str, Any], working: Mapping[str, Any], dbt_project_dir: Path) -> ChangePlan:
     """Compare two compiled manifests of the same warehouse kind; changes sorted by key."""
     dialect = dialect_of(working)
-    old, new = _queries(deployed), _queries(working)
+    old_keys, new_keys = key_map(dict(deployed)), key_map(dict(working))
+    old, new = _queries(deployed, old_keys), _queries(working, new_keys)
     old_columns = lineage_of_manifest(dict(deployed), dbt_project_dir).columns
     new_columns = lineage_of_manifest(dict(working), dbt_project_dir).columns
     changes: list[Change] = []
     for key in sorted(old.keys() | new.keys()):
         if key not in new:
-            downstream, tests = _downstream(deployed, old[key][2])
+            downstream, tests = _downstream(deployed, old_keys, old[key][2])
             changes.append(Change(key, REMOVED, "no longer in the project", downstream=tuple(downstream), tests=tests))
             continue
         (query, config, unique_id), previous = new[key], old.get(key)
-        downstream, tests = _downstream(working, unique_id)
+        downstream, tests = _downstream(working, new_keys, unique_id)
         added = tuple(c for c in new_columns.get(key, ()) if c not in old_columns.get(key, ()))
         removed = tuple(c for c in old_columns.get(key, ()) if c not in new_columns.get(key, ()))
         if previous is None:
@@ -214,9 +215,7 @@ def build_change_plan(deployed: Mapping[str, Any], working: Mapping[str, Any], d
 
 def compile_working(project: Any, target: Any) -> tuple[dict[str, Any], Path]:
     """Compile the working project on ``target`` into its own folder; returns the manifest and its path."""
-    from orchestration.lineage import compile_manifest
-
-    folder = project.data_dir / "dbt_compile"
+    folder = compile_dir(project)
     return compile_manifest(project, target, folder), folder / "manifest.json"
 
 

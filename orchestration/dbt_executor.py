@@ -128,6 +128,30 @@ def parse(project: Project, target: Target) -> dict[str, Any]:
     return json.loads((project.dbt_target_path / "manifest.json").read_text())
 
 
+def artifacts(project: Project, target: Target, command: Sequence[str], target_path: Path) -> dict[str, Any]:
+    """``dbt <command>`` writing its artifacts to ``target_path`` (never the build target a run uses); returns
+    the manifest it wrote. DuckDB is released afterwards so checks and other readers can connect.
+
+    Raises:
+        DbtInvocationError: the command failed; the message carries dbt's error or the first failing node.
+    """
+    result = invoke(project, target, command, target_path=target_path)
+    if target.type == "duckdb":
+        release_duckdb()
+    if not result.success:
+        raise DbtInvocationError(
+            f"dbt {' '.join(command)} failed for {project.dbt_project_dir}: {result.exception or _first_error(result)}"
+        )
+    return json.loads((target_path / "manifest.json").read_text())
+
+
+def _first_error(result: Any) -> str:
+    for node_result in getattr(result.result, "results", None) or []:
+        if str(node_result.status) in ("error", "fail"):
+            return f"{node_result.node.unique_id}: {node_result.message}"
+    return "see data/dbt_logs/dbt.log"
+
+
 def _cache_key(project: Project, target: Target) -> tuple[str, str, str]:
     return (str(project.dbt_project_dir), str(project.profiles_dir), target.name)
 

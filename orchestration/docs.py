@@ -49,20 +49,12 @@ def generate_docs(project: Project, target: Target) -> DocsResult:
     from orchestration.run_log import RunLog
 
     folder = docs_dir(project)
-    result = dbt_executor.invoke(project, target, ["docs", "generate"], target_path=folder)
-    if target.type == "duckdb":
-        dbt_executor.release_duckdb()
-    if not result.success:
-        raise dbt_executor.DbtInvocationError(
-            f"dbt docs generate failed for {project.dbt_project_dir}: {result.exception or 'see data/dbt_logs/dbt.log'}"
-        )
+    manifest = dbt_executor.artifacts(project, target, ["docs", "generate"], folder)
     data_docs = _copy_data_docs(project, folder)
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
     checks = RunLog.for_target(project, target).latest_checks()
     lineage = lineage_of_manifest(manifest, project.dbt_project_dir)
     linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None)
-    manifest_path.write_text(json.dumps(manifest))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return DocsResult(folder, linked, columns, data_docs)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,18 @@ from orchestration.project import Project
 from orchestration.targets import Target
 
 
-def compile_manifest(project: Project, target: Target, target_path: Path | None = None) -> dict[str, Any]:
-    """``dbt compile`` of the whole project; returns the manifest with every model's compiled SQL.
+def compile_dir(project: Project) -> Path:
+    """Where analysis compiles go (lineage, plan): apart from the build target a run uses."""
+    return project.data_dir / "dbt_compile"
 
-    ``target_path`` writes dbt's artifacts there instead of the project's build target (so a compile for
-    analysis never replaces the manifest a run is using).
+
+def compile_manifest(project: Project, target: Target, target_path: Path) -> dict[str, Any]:
+    """``dbt compile`` of the whole project into ``target_path``; the manifest with every model's compiled SQL.
 
     Raises:
         DbtInvocationError: the project does not compile; the message carries dbt's error.
     """
-    result = dbt_executor.invoke(project, target, ["compile"], target_path=target_path)
-    if target.type == "duckdb":
-        dbt_executor.release_duckdb()
-    if not result.success:
-        raise dbt_executor.DbtInvocationError(
-            f"dbt compile failed for {project.dbt_project_dir}: {result.exception or _first_error(result)}"
-        )
-    path = (target_path or project.dbt_target_path) / "manifest.json"
-    return json.loads(path.read_text())
-
-
-def _first_error(result: Any) -> str:
-    for node_result in getattr(result.result, "results", None) or []:
-        if str(node_result.status) in ("error", "fail"):
-            return f"{node_result.node.unique_id}: {node_result.message}"
-    return "see data/dbt_logs/dbt.log"
+    return dbt_executor.artifacts(project, target, ["compile"], target_path)
 
 
 def seed_columns(manifest: dict[str, Any], dbt_project_dir: Path) -> dict[str, list[str]]:
@@ -73,5 +59,5 @@ def lineage_of_manifest(manifest: dict[str, Any], dbt_project_dir: Path) -> Colu
 
 def project_lineage(project: Project, target: Target) -> ColumnLineage:
     """Compile the project on ``target`` and analyse its column lineage."""
-    manifest = compile_manifest(project, target, project.data_dir / "dbt_compile")
+    manifest = compile_manifest(project, target, compile_dir(project))
     return lineage_of_manifest(manifest, project.dbt_project_dir)

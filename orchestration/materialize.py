@@ -12,16 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
 from assets import AssetKey, AssetKind, RunPolicy, SelectionError, Severity
 from assets.checks import blocked_by, gate_stages
-from assets.run_log import Materialization
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
+from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
 from orchestration.engine import DbtNodePolicy, DbtSegment
 from orchestration.plan import RunPlan, asset_graph, plan_run
@@ -302,36 +301,6 @@ def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> Non
 _SKIPPED_BY_DBT = "skipped by dbt: an upstream node or error-severity test failed"
 
 
-class Checkpoints:
-    """Writes each asset to the run log the moment it succeeds (see ``RunLog.checkpoint``)."""
-
-    def __init__(self, run_log: RunLog, run_id: str, target: str, graph: Any) -> None:
-        self.run_log, self.run_id, self.target, self.graph = run_log, run_id, target, graph
-        self.errors: list[str] = []
-
-    def success(self, key: AssetKey, started: datetime | None, ended: datetime | None, rows: int | None = None) -> None:
-        spec = self.graph.specs.get(key)
-        if spec is None:
-            return
-        record = Materialization(
-            str(key),
-            self.run_id,
-            "success",
-            1,
-            started,
-            ended,
-            rows,
-            spec.code_version,
-            spec.kind.value,
-            "",
-            self.target,
-        )
-        try:
-            self.run_log.checkpoint(record)
-        except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
-            self.errors.append(f"run-log checkpoint of {key}: {type(exc).__name__}: {exc}")
-
-
 @flow(name="headwater-materialize", validate_parameters=False)
 def materialize_flow(
     selection: str | None = None,
@@ -441,6 +410,7 @@ def _materialize(
         report.data_docs = str(checks.data_docs) if checks.data_docs else None
         report.alert_errors.extend(checks.errors)
         mirror.close()
+        checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
         report.mirror_errors = [*mirror.errors, *checkpoints.errors]
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None

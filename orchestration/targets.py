@@ -166,25 +166,12 @@ def dbt_profile_name(project: Project) -> str:
     return str(document.get("profile") or PROFILE)
 
 
-def target_names(project: Project) -> list[str]:
-    """The targets (outputs) the project's profile defines, sorted; empty when there is no profiles.yml."""
-    profiles_file = project.profiles_dir / "profiles.yml"
-    if not profiles_file.exists():
-        return []
-    document = yaml.safe_load(profiles_file.read_text()) or {}
-    profile = document.get(dbt_profile_name(project)) or {}
-    return sorted(profile.get("outputs") or {})
-
-
-def resolve_target(project: Project, name: str | None = None) -> Target:
-    """The target called ``name`` (else ``HEADWATER_TARGET``, else ``dev``), rendered.
-
-    The dev DuckDB path is made absolute under the project's data folder, so dlt and dbt agree on it
-    whatever the working directory.
+def _profile(project: Project) -> tuple[Path, str, dict[str, Any]]:
+    """``(profiles.yml, profile name, profile)`` of the project's dbt profile.
 
     Raises:
-        UnknownTargetError: no such output in the profile.
-        MissingCredentialError: a required variable is unset; names every missing variable.
+        FileNotFoundError: no profiles.yml.
+        UnknownTargetError: the file has no profile of the name the dbt project asks for.
     """
     profiles_file = project.profiles_dir / "profiles.yml"
     if not profiles_file.exists():
@@ -197,6 +184,28 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
             f"{profiles_file}: no profile named {profile_name!r} (the 'profile' of {project.dbt_project_dir}); "
             f"profiles there: {', '.join(sorted(document)) or 'none'}"
         )
+    return profiles_file, profile_name, profile
+
+
+def target_names(project: Project) -> list[str]:
+    """The targets (outputs) the project's profile defines, sorted; empty when there is no profile."""
+    try:
+        return sorted(_profile(project)[2].get("outputs") or {})
+    except (FileNotFoundError, UnknownTargetError):
+        return []
+
+
+def resolve_target(project: Project, name: str | None = None) -> Target:
+    """The target called ``name`` (else ``HEADWATER_TARGET``, else ``dev``), rendered.
+
+    The dev DuckDB path is made absolute under the project's data folder, so dlt and dbt agree on it
+    whatever the working directory.
+
+    Raises:
+        UnknownTargetError: no such output in the profile.
+        MissingCredentialError: a required variable is unset; names every missing variable.
+    """
+    profiles_file, profile_name, profile = _profile(project)
     default = str(_render(profile.get("target") or "", _renderer([]))).strip() or DEFAULT_TARGET
     name = name or os.environ.get(TARGET_ENV) or default
     outputs = profile.get("outputs", {})

@@ -61,10 +61,9 @@ def test_plan_categorises_a_rename_breaking_and_an_added_column_non_breaking(
     # analysis only: the dbt project gained no file and the warehouse no SQLMesh schema
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == files_before
     warehouse = Path(hw_env["HEADWATER_DATA_DIR"]) / "headwater.duckdb"
-    if warehouse.exists():
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            schemas = {row[0] for row in con.execute("select schema_name from information_schema.schemata").fetchall()}
-        assert not {s for s in schemas if "sqlmesh" in s.lower()}
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # dbt compile opened (so created) it
+        schemas = {row[0] for row in con.execute("select schema_name from information_schema.schemata").fetchall()}
+    assert not {s for s in schemas if "sqlmesh" in s.lower()}
 
 
 def test_state_from_another_warehouse_kind_is_refused_with_the_fix(tmp_path: Path) -> None:
