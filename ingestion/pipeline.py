@@ -25,6 +25,7 @@ class LoadResult:
     load_ids: tuple[str, ...]
     rows: dict[str, int] = field(default_factory=dict)
     recovered_packages: int = 0
+    """Load packages an interrupted earlier run left pending, finished by this run (their rows are in ``rows``)."""
     quarantined: dict[str, int] = field(default_factory=dict)
     """Rows of this run that a contract rejected, per table (kept in ``<dataset>._headwater_quarantine``)."""
     quarantine_reasons: dict[str, list[str]] = field(default_factory=dict)
@@ -62,11 +63,12 @@ def run_source(
     # Arrow rows carry no _dlt_load_id by default; dbt needs it for freshness and incremental models.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     pipeline = pipeline_for(definition, destination, target=target, pipelines_dir=pipelines_dir)
-    recovered = 0
+    recovered: dict[str, int] = {}
+    recovered_ids: list[str] = []
     if pipeline.has_pending_data:
-        recovered = len(pipeline.list_normalized_load_packages()) + len(pipeline.list_extracted_load_packages())
         pipeline.normalize()
-        pipeline.load()
+        recovered_ids = list(pipeline.load().loads_ids)
+        recovered = _rows_of_loads(pipeline, recovered_ids)
     source = definition.build(paths)
     if tables is not None:
         source = source.with_resources(*resource_names(tables, source.resources))
@@ -82,14 +84,18 @@ def run_source(
         raise ContractViolation(definition, violation) from None
     normalize = pipeline.last_trace.last_normalize_info
     counts = normalize.row_counts if normalize else {}
-    rows = {table: n for table, n in sorted(counts.items()) if not table.startswith(("_dlt", QUARANTINE_TABLE))}
-    quarantined, reasons = _quarantined(pipeline, info.loads_ids) if counts.get(QUARANTINE_TABLE) else ({}, {})
+    rows = {table: n for table, n in counts.items() if not table.startswith(("_dlt", QUARANTINE_TABLE))}
+    for table, n in recovered.items():
+        rows[table] = rows.get(table, 0) + n
+    load_ids = (*recovered_ids, *info.loads_ids)
+    found = counts.get(QUARANTINE_TABLE) or recovered_ids
+    quarantined, reasons = _quarantined(pipeline, load_ids) if found else ({}, {})
     return LoadResult(
         source=definition.name,
         dataset=definition.dataset,
-        load_ids=tuple(info.loads_ids),
-        rows=rows,
-        recovered_packages=recovered,
+        load_ids=load_ids,
+        rows=dict(sorted(rows.items())),
+        recovered_packages=len(recovered_ids),
         quarantined=quarantined,
         quarantine_reasons=reasons,
     )
@@ -116,6 +122,26 @@ def _contract_violation(exc: BaseException) -> DataValidationError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _rows_of_loads(pipeline: dlt.Pipeline, load_ids: Sequence[str]) -> dict[str, int]:
+    """Rows per data table that the loads ``load_ids`` wrote (packages an interrupted run left pending)."""
+    if not load_ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(load_ids))
+    rows: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table in pipeline.default_schema.data_table_names():
+            if table == QUARANTINE_TABLE:
+                continue
+            name = client.make_qualified_table_name(table)
+            count = client.execute_sql(  # dlt's own quoting of a schema table name; load ids are bound
+                f"select count(*) from {name} where _dlt_load_id in ({placeholders})",  # noqa: S608
+                *load_ids,
+            )[0][0]
+            if count:
+                rows[table] = int(count)
+    return rows
 
 
 def _quarantined(pipeline: dlt.Pipeline, load_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, list[str]]]:

@@ -104,6 +104,11 @@ def ingest(
             for definition in definitions:
                 with console.status(f"loading {definition.name}"):
                     result = load_source(project, resolved, definition)
+                if result.recovered_packages:
+                    console.print(
+                        f"{definition.name}: finished {result.recovered_packages} load package(s) an interrupted "
+                        "run left pending"
+                    )
                 for name in definition.tables:
                     table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
     except (TargetBusy, WarehouseUnreachable) as exc:

@@ -1,5 +1,6 @@
 with source as (
     select * from {{ source('raw_marketing', 'ad_spend') }}
+    where {{ completed_loads(source('raw_marketing', 'ad_spend')) }}
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 with source as (
     select * from {{ source('raw_shop', 'customers') }}
+    where {{ completed_loads(source('raw_shop', 'customers')) }}
 ),
 
 renamed as (

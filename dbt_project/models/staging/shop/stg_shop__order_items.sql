@@ -1,5 +1,6 @@
 with source as (
     select * from {{ source('raw_shop', 'order_items') }}
+    where {{ completed_loads(source('raw_shop', 'order_items')) }}
 ),
 
 renamed as (

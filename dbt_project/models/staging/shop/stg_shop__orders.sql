@@ -1,5 +1,6 @@
 with source as (
     select * from {{ source('raw_shop', 'orders') }}
+    where {{ completed_loads(source('raw_shop', 'orders')) }}
 ),
 
 renamed as (
