@@ -58,4 +58,5 @@ class Checkpoints:
             try:
                 self.run_log.checkpoint(record)
             except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
-                self.errors.append(f"run-log checkpoint of {record.asset_key}: {type(exc).__name__}: {exc}")
+                first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+                self.errors.append(f"run-log checkpoint of {record.asset_key}: {type(exc).__name__}: {first}")

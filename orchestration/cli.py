@@ -162,7 +162,13 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
     for table in summary_tables(report):
         console.print(table)
     for message in report.mirror_errors[:5]:
-        console.print(f"[yellow]task-run recording:[/] {message}")
+        console.print(f"[yellow]recording:[/] {message}")
+    if report.warehouse_error:
+        console.print(
+            f"[red]{report.warehouse_error}.[/] What it was building is not visible: dbt replaces each relation "
+            "in one transaction, and models read only completed dlt loads. Once the warehouse answers again, "
+            "`headwater retry` runs what did not finish."
+        )
     if report.disabled_notifiers:
         console.print(
             f"[dim]alert notifiers off (their variables are unset): {', '.join(report.disabled_notifiers)}[/]"
@@ -247,6 +253,9 @@ def materialize(
     retries: Annotated[
         int | None, typer.Option(help="Retry budget for every model (overrides meta and defaults).")
     ] = None,
+    retry_delay: Annotated[
+        float | None, typer.Option(help="Seconds between retry rounds (overrides meta and defaults).")
+    ] = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -262,6 +271,7 @@ def materialize(
         selection=selection,
         exclude=exclude,
         retries=retries,
+        retry_delay=retry_delay,
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )

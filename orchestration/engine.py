@@ -19,6 +19,30 @@ from orchestration.targets import Target
 from orchestration.task_mirror import Outcome, TaskRunMirror
 
 FAILED = ("error", "fail", "runtime error")
+_LOST = (
+    "connection to server",
+    "server closed the connection",
+    "connection refused",
+    "could not connect",
+    "terminating connection",
+    "connection already closed",
+    "connection reset",
+    "ssl connection has been closed",
+    "no connection to the server",
+)
+
+
+def lost_connection(message: str) -> str | None:
+    """The line of a dbt/driver error ``message`` that says the warehouse connection failed, else None."""
+    for line in message.splitlines():
+        if any(marker in line.lower() for marker in _LOST):
+            return line.strip()
+    return None
+
+
+class WarehouseLost(RuntimeError):
+    """dbt could not even start an invocation: the warehouse stopped answering, and kept not answering for the
+    whole retry budget."""
 PASSED = ("success", "pass", "warn", "no-op")
 
 
@@ -154,9 +178,27 @@ class DbtSegment:
             if o.failed and o.attempts <= self.policies.get(uid, DbtNodePolicy(0, 0)).retries
         )
 
+    def _invoke_retrying(self, selectors: list[str] | None) -> None:
+        """``_invoke``, again after the retry delay while dbt cannot start because the warehouse is unreachable
+        (at most the largest retry budget of the run's nodes)."""
+        budget = max((p.retries for p in self.policies.values()), default=0)
+        delay = max((p.retry_delay_seconds for p in self.policies.values()), default=0)
+        for attempt in range(budget + 1):
+            try:
+                self._invoke(selectors)
+                return
+            except dbt_executor.DbtInvocationError as exc:
+                reason = lost_connection(str(exc))
+                if reason is None:
+                    raise
+                if attempt == budget:
+                    raise WarehouseLost(reason) from None
+            if delay > 0:
+                self.sleep(delay)
+
     def run(self, selectors: list[str] | None) -> dict[str, NodeOutcome]:
         """Build, then retry failed nodes with budget (and their skipped descendants) until none is left."""
-        self._invoke(selectors)
+        self._invoke_retrying(selectors)
         while True:
             retry = self.retryable()
             if not retry:
@@ -166,7 +208,7 @@ class DbtSegment:
             delay = max(self.policies.get(uid, DbtNodePolicy(0, 0)).retry_delay_seconds for uid in retry)
             if delay > 0:
                 self.sleep(delay)
-            self._invoke(sorted(self._selector(uid) for uid in rerun))
+            self._invoke_retrying(sorted(self._selector(uid) for uid in rerun))
         return self.outcomes
 
     def _selector(self, unique_id: str) -> str:

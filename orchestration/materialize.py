@@ -22,7 +22,7 @@ from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
-from orchestration.engine import DbtNodePolicy, DbtSegment
+from orchestration.engine import DbtNodePolicy, DbtSegment, WarehouseLost, lost_connection
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
@@ -122,15 +122,19 @@ def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask
     return tasks
 
 
-def node_policies(plan: RunPlan, manifest: dict[str, Any], retries: int | None) -> dict[str, DbtNodePolicy]:
-    """Retry budget per dbt node: meta.headwater, then dbt_project.yml defaults, with ``retries`` overriding
-    both for models, seeds and snapshots. Tests keep 0 unless their own meta says otherwise."""
+def node_policies(
+    plan: RunPlan, manifest: dict[str, Any], retries: int | None, retry_delay: float | None = None
+) -> dict[str, DbtNodePolicy]:
+    """Retry budget per dbt node: meta.headwater, then dbt_project.yml defaults, with ``retries`` (and
+    ``retry_delay``, seconds) overriding both for models, seeds and snapshots. Tests keep 0 unless their own
+    meta says otherwise."""
     policies: dict[str, DbtNodePolicy] = {}
     for spec in plan.graph.specs.values():
         if spec.kind.is_dbt:
             policy: RunPolicy = spec.policy
             budget = policy.retries if retries is None else retries
-            policies[spec.unique_id] = DbtNodePolicy(budget, policy.retry_delay_seconds)
+            delay = policy.retry_delay_seconds if retry_delay is None else retry_delay
+            policies[spec.unique_id] = DbtNodePolicy(budget, delay)
     for check in plan.graph.checks:
         if check.kind != "dbt_test":
             continue
@@ -174,6 +178,12 @@ def _ingest(
             checks.load_failed(keys.values(), message)
             continue
         ended = datetime.now(UTC)
+        if load.recovered_packages:
+            get_run_logger().warning(
+                "%s: finished %d load package(s) an interrupted run left pending",
+                source_name,
+                load.recovered_packages,
+            )
         report.ingested.append(load)
         checks.quarantine(load, tables)
         for table in tables:
@@ -210,6 +220,7 @@ def _build(
     checks: RunChecks,
     *,
     retries: int | None,
+    retry_delay: float | None = None,
     whole_project: bool,
     full_refresh: bool = False,
     checkpoints: Checkpoints | None = None,
@@ -238,7 +249,7 @@ def _build(
         target,
         manifest,
         mirror,
-        node_policies(plan, manifest, retries),
+        node_policies(plan, manifest, retries, retry_delay),
         on_progress=lambda uid, status: _node_done(uid, status, progress, checkpoints, by_id, segment),
     )
     if len(stages) > 1:
@@ -264,10 +275,36 @@ def _build(
             checks.suites(built)
             for key, reason in blocked_by(graph, checks.outcomes).items():
                 reasons.setdefault(key, reason)
+    except WarehouseLost as exc:
+        report.warehouse_error = _warehouse_error(target, str(exc))
+        _record_dbt(plan, segment.outcomes, report)  # what the invocations before the outage did
+        _not_built(plan, report, mirror, f"not built: {report.warehouse_error}")
+        outcomes = segment.outcomes
     finally:
         progress.done()
+    lost = [lost_connection(r.message) for r in report.failed if r.kind != AssetKind.DLT.value]
+    if not report.warehouse_error and any(lost):
+        report.warehouse_error = _warehouse_error(target, next(m for m in lost if m))
     report.rounds = segment.rounds
     report.checks = dbt_check_outcomes(graph, outcomes)
+
+
+def _warehouse_error(target: Target, reason: str) -> str:
+    where = f"{target.config.get('host')}:{target.config.get('port')}" if target.type != "duckdb" else target.name
+    return f"the {target.name} warehouse stopped answering during the run ({where}: {reason})"
+
+
+def _not_built(plan: RunPlan, report: MaterializeReport, mirror: TaskRunMirror, message: str) -> None:
+    """Every dbt asset of the plan that has no result yet fails with ``message``."""
+    now = datetime.now(UTC)
+    for key in plan.dbt_keys:
+        if str(key) in report.assets:
+            continue
+        spec = plan.graph.specs[key]
+        mirror.finish(spec.unique_id, Outcome.FAILED, message, now)
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "failed", 0, None, None, message=message, node_id=spec.unique_id
+        )
 
 
 def _node_done(uid: str, status: str, progress: Any, checkpoints: Checkpoints | None, by_id: dict, segment) -> None:
@@ -311,6 +348,7 @@ def materialize_flow(
     profiles_dir: str | None = None,
     retries: int | None = None,
     full_refresh: bool = False,
+    retry_delay: float | None = None,
 ):
     """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
 
@@ -331,7 +369,7 @@ def materialize_flow(
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
     try:
         with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
-            return _materialize(project, resolved, selection, exclude, retries, full_refresh)
+            return _materialize(project, resolved, selection, exclude, retries, full_refresh, retry_delay)
     except (TargetBusy, WarehouseUnreachable, SelectionError) as exc:
         # the user's to fix, not a crash: a Failed state with the message, no traceback in the log
         get_run_logger().error("%s", exc)
@@ -350,6 +388,7 @@ def _materialize(
     exclude: str | None,
     retries: int | None,
     full_refresh: bool,
+    retry_delay: float | None = None,
 ):
     if project.is_headwater_dbt_project:
         day = project.ensure_demo()  # the demo's inputs stand in for production sources
@@ -397,6 +436,7 @@ def _materialize(
             report,
             checks,
             retries=retries,
+            retry_delay=retry_delay,
             whole_project=not (selection or exclude),
             full_refresh=full_refresh,
             checkpoints=checkpoints,
@@ -418,7 +458,15 @@ def _materialize(
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
         materializations, checks = records(plan.graph, report)
-        run_log.finish_run(run_id, "success" if report.ok else "failed", datetime.now(UTC), materializations, checks)
+        status = "success" if report.ok else "failed"
+        try:
+            run_log.finish_run(run_id, status, datetime.now(UTC), materializations, checks, attempts=3)
+        except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
+            report.mirror_errors.append(
+                f"run log: the run's record could not be written ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0][:200]}); it stays 'running' there, so `headwater retry` "
+                "treats the run as unfinished and re-runs what it did not checkpoint"
+            )
     if report.ok:
         return Completed(message="materialized", data=report)
     failure = MaterializeFailed(report)

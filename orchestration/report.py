@@ -48,6 +48,8 @@ class MaterializeReport:
     alert_errors: list[str] = field(default_factory=list)
     disabled_notifiers: list[str] = field(default_factory=list)
     mirror_errors: list[str] = field(default_factory=list)
+    warehouse_error: str | None = None
+    """Set when the warehouse stopped answering during the run (what failed, where, the driver's words)."""
     task_runs: int = 0
     flow_run_id: str | None = None
 

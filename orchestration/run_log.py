@@ -3,6 +3,7 @@ it), the warehouse's own ``headwater`` schema on PostgreSQL so that every worker
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
@@ -87,10 +88,23 @@ class RunLog:
         at: datetime,
         materializations: Iterable[Materialization],
         checks: Iterable[CheckRecord],
+        *,
+        attempts: int = 1,
     ) -> None:
-        """Record the run's outcome and everything it did, in one transaction."""
+        """Record the run's outcome and everything it did, in one transaction; a lost connection is retried
+        ``attempts`` times in all (2 s, 4 s, ... apart) before its error propagates."""
         rows = [asdict(m) for m in materializations]
         check_rows = [asdict(c) for c in checks]
+        for attempt in range(1, attempts + 1):
+            try:
+                self._write_run(run_id, status, at, rows, check_rows)
+                return
+            except sa.exc.OperationalError:
+                if attempt == attempts:
+                    raise
+                time.sleep(2.0 * attempt)
+
+    def _write_run(self, run_id: str, status: str, at: datetime, rows: list[dict], check_rows: list[dict]) -> None:
         with self.engine.begin() as conn:
             # the run's checkpoints are replaced by its full record
             conn.execute(MATERIALIZATIONS.delete().where(MATERIALIZATIONS.c.run_id == run_id))
@@ -103,8 +117,14 @@ class RunLog:
     def checkpoint(self, materialization: Materialization) -> None:
         """Record one asset as soon as it succeeded, so a run killed later still shows what it finished
         (``headwater retry`` then skips it); ``finish_run`` replaces checkpoints with the full record."""
-        with self.engine.begin() as conn:
-            conn.execute(MATERIALIZATIONS.insert(), [asdict(materialization)])
+        row = asdict(materialization)
+        with self.engine.begin() as conn:  # an asset built again in a retry round replaces its checkpoint
+            conn.execute(
+                MATERIALIZATIONS.delete().where(
+                    (MATERIALIZATIONS.c.run_id == row["run_id"]) & (MATERIALIZATIONS.c.asset_key == row["asset_key"])
+                )
+            )
+            conn.execute(MATERIALIZATIONS.insert(), [row])
 
     def last_run(self, target: str | None = None) -> dict | None:
         query = sa.select(RUNS).order_by(RUNS.c.started_at.desc()).limit(1)

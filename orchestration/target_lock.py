@@ -149,7 +149,10 @@ def _advisory_lock(target: Target) -> Iterator[None]:
             try:
                 yield
             finally:
-                connection.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+                try:
+                    connection.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+                except sa.exc.DBAPIError:
+                    pass  # the connection was lost (the warehouse went away): the server released the lock with it
     finally:
         engine.dispose()

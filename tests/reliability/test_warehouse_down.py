@@ -1,0 +1,127 @@
+"""PostgreSQL going away mid-run, through a proxy that resets every connection (tests/reliability/proxy.py).
+
+A short outage is absorbed by the retry budget; a lasting one ends the run with a clear error and an alert,
+leaves nothing half-written, and `headwater retry` finishes the run once the warehouse is back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import PG_HOST, PG_PORT, REPO, base_env, postgres_env, run_cli
+from tests.reliability.proxy import Proxy
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for_first_model(engine: sa.Engine, proc: subprocess.Popen, runs_before: int, timeout: float = 300) -> None:
+    """Until the run (the ``runs_before + 1``-th) has checkpointed its first staging model: dbt is building."""
+    deadline = time.monotonic() + timeout
+    query = sa.text(
+        "select count(*) from headwater.materializations m join headwater.runs r using (run_id) "
+        "where m.asset_key like 'staging.%' and r.started_at = (select max(started_at) from headwater.runs) "
+        "and (select count(*) from headwater.runs) > :before"
+    )
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the run ended before the warehouse went down:\n{proc.stdout.read()[-3000:]}"
+        try:
+            with engine.connect() as conn:
+                if conn.execute(query, {"before": runs_before}).scalar():
+                    return
+        except sa.exc.ProgrammingError:  # the run log's tables are not there yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError("dbt never started building")
+
+
+def _relations(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "select table_schema || '.' || table_name from information_schema.tables "
+                    "where table_schema in ('staging', 'intermediate', 'marts') order by 1"
+                )
+            )
+        ]
+        return {n: conn.execute(sa.text(f"select count(*) from {n}")).scalar() for n in names}
+
+
+@pytest.mark.postgres
+def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_finishes(
+    tmp_path, make_pg_database, receiver
+) -> None:
+    url = sa.make_url(make_pg_database("down"))
+    direct = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    proxy = Proxy((PG_HOST, PG_PORT))
+    env = postgres_env(base_env(tmp_path / "data", tmp_path / "prefect"), url.render_as_string(hide_password=False))
+    env.update(
+        HEADWATER_TARGET="postgres",
+        HEADWATER_PG_HOST="127.0.0.1",
+        HEADWATER_PG_PORT=str(proxy.port),
+        HEADWATER_ALERT_WEBHOOK_URL=f"{receiver.url}/hook",
+    )
+    run_cli(["demo"], env)
+
+    # 1. a 3-second outage while dbt builds: the nodes it breaks are retried after it and the run succeeds
+    first = _start(["materialize", "--retries", "2", "--retry-delay", "8"], env)
+    _wait_for_first_model(direct, first, 0)
+    proxy.down()
+    time.sleep(3)
+    proxy.up()
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-4000:]
+    assert proxy.dropped > 0
+    with direct.connect() as conn:
+        retried = conn.execute(sa.text("select count(*) from headwater.materializations where attempts > 1")).scalar()
+        status = conn.execute(sa.text("select status from headwater.runs")).scalar()
+    assert retried > 0 and status == "success", out[-4000:]
+    built = _relations(direct)
+    assert built["marts.orders"] > 0
+
+    # 2. an outage that outlasts the retry budget: a clear terminal error, an alert, nothing half-written
+    run_cli(["demo", "--advance"], env)
+    alerts_before = len(receiver.by_path("/hook"))
+    second = _start(["materialize", "--retries", "1", "--retry-delay", "1"], env)
+    _wait_for_first_model(direct, second, 1)
+    proxy.down()
+    out, _ = second.communicate(timeout=600)
+    text = " ".join(out.split())
+    assert second.returncode == 1, out[-4000:]
+    assert "Traceback" not in out
+    assert f"the postgres warehouse stopped answering during the run (127.0.0.1:{proxy.port}" in text, out[-4000:]
+    assert "run failed on target postgres" in text and "headwater retry" in text
+    alerts = receiver.by_path("/hook")[alerts_before:]
+    assert alerts, "no alert for the failed run"
+    proxy.up()
+    marts = {name: rows for name, rows in built.items() if name.startswith("marts.")}  # tables (the rest are views)
+    assert {n: r for n, r in _relations(direct).items() if n in marts} == marts, "a mart changed in a failed run"
+    with direct.connect() as conn:
+        leftovers = conn.execute(
+            sa.text("select count(*) from information_schema.tables where table_name like '%%__dbt_%%'")
+        ).scalar()
+    assert leftovers == 0
+
+    # 3. the warehouse is back: `headwater retry` finishes the run
+    retry = run_cli(["retry"], env, check=False)
+    assert retry.returncode == 0, retry.stdout[-4000:] + retry.stderr[-2000:]
+    after = _relations(direct)
+    assert after["marts.orders"] > built["marts.orders"], "the advanced day's orders never reached the marts"
+    direct.dispose()
+    proxy.down()
