@@ -43,6 +43,8 @@ def lost_connection(message: str) -> str | None:
 class WarehouseLost(RuntimeError):
     """dbt could not even start an invocation: the warehouse stopped answering, and kept not answering for the
     whole retry budget."""
+
+
 PASSED = ("success", "pass", "warn", "no-op")
 
 

@@ -88,7 +88,8 @@ class Target:
 
 @pytest.fixture(scope="module", params=["dev", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Target:
-    """A warehouse built by ``headwater materialize`` whose sources have then moved on two days."""
+    """A warehouse loaded by ``headwater ingest``, its staging views built by ``dbt run``, whose sources have then
+    moved on two days."""
     make_db = None
     if request.param == "postgres":
         factory = request.getfixturevalue("make_pg_database")
@@ -97,8 +98,17 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             return factory("crash")
 
     prepared = Target(request.param, tmp_path_factory.mktemp(f"crash_{request.param}"), make_db)
-    run_cli(["materialize"], prepared.base.env)
-    run_cli(["demo", "--advance", "--days", "2"], prepared.base.env)
+    env = prepared.base.env
+    run_cli(["ingest"], env)
+    # the staging views, built by dbt itself (what a user's `dbt build` would read)
+    dbt_env = {**env, "HEADWATER_DUCKDB_PATH": str(Path(env["HEADWATER_DATA_DIR"]) / "headwater.duckdb")}
+    scratch = prepared.root / "dbt"
+    subprocess.run(
+        [sys.executable, "-m", "dbt.cli.main", "run", "--select", "staging", "--project-dir", "dbt_project",
+         "--profiles-dir", "profiles", "--target-path", str(scratch / "target"), "--log-path", str(scratch)],
+        cwd=REPO, env=dbt_env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    run_cli(["demo", "--advance", "--days", "2"], env)
     return prepared
 
 
@@ -144,8 +154,7 @@ def test_kill_9_during_ingestion_loses_nothing_and_dbt_reads_only_completed_load
 
     partial = sum(
         warehouse.query(
-            f"select count(*) from raw_shop.{table} "
-            "where _dlt_load_id not in (select load_id from raw_shop._dlt_loads)"
+            f"select count(*) from raw_shop.{table} where _dlt_load_id not in (select load_id from raw_shop._dlt_loads)"
         )[0][0]
         for table in RAW["raw_shop"]
     )
@@ -172,6 +181,8 @@ def test_kill_9_during_ingestion_loses_nothing_and_dbt_reads_only_completed_load
         assert distinct[0] == distinct[1], f"{dataset}.{table}: {distinct[0] - distinct[1]} duplicated rows"
         lost = len(set(expected) - set(got))
         assert lost == 0 and len(got) == len(expected), f"{dataset}.{table}: {lost} rows lost after kill in {step}"
-    pending = warehouse.query("select count(*) from raw_shop.payments where _dlt_load_id not in "
-                              "(select load_id from raw_shop._dlt_loads where status = 0)")[0][0]
+    pending = warehouse.query(
+        "select count(*) from raw_shop.payments where _dlt_load_id not in "
+        "(select load_id from raw_shop._dlt_loads where status = 0)"
+    )[0][0]
     assert pending == 0

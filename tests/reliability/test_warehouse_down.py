@@ -79,11 +79,11 @@ def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_fi
     )
     run_cli(["demo"], env)
 
-    # 1. a 3-second outage while dbt builds: the nodes it breaks are retried after it and the run succeeds
-    first = _start(["materialize", "--retries", "2", "--retry-delay", "8"], env)
+    # 1. a 2-second outage while dbt builds: the nodes it breaks are retried after it and the run succeeds
+    first = _start(["materialize", "--retries", "2", "--retry-delay", "5"], env)
     _wait_for_first_model(direct, first, 0)
     proxy.down()
-    time.sleep(3)
+    time.sleep(2)
     proxy.up()
     out, _ = first.communicate(timeout=600)
     assert first.returncode == 0, out[-4000:]
