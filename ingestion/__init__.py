@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingestion.contracts import QUARANTINE_TABLE, ColumnRule, TableContract
 from ingestion.dbt_sources import render_sources_yml, write_sources_yml
-from ingestion.pipeline import ContractViolation, LoadResult, run_source, stored_schema
+from ingestion.pipeline import ContractViolation, LoadResult, SourceFailed, run_source, stored_schema
 from ingestion.registry import SOURCES, SourceDefinition, SourcePaths, get_source
 from ingestion.specs import ingestion_specs, quarantine_checks, specs_for_source
 
@@ -13,6 +13,7 @@ __all__ = [
     "SOURCES",
     "ColumnRule",
     "ContractViolation",
+    "SourceFailed",
     "TableContract",
     "LoadResult",
     "SourceDefinition",

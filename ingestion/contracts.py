@@ -76,6 +76,9 @@ class TableContract:
     columns: tuple[ColumnRule, ...]
     key: str | None = None
     """A column that identifies a row at its origin (a database id), named in the quarantine."""
+    unique: tuple[str, ...] = ()
+    """Columns whose values must not repeat within one batch (the merge key): dlt's merge would keep one of
+    the rows and drop the others silently, so every row of a repeated key is quarantined instead."""
     severity: str = "warn"
     dlt_contract: dict[str, str] = field(default_factory=lambda: {"data_type": "freeze"})
 
@@ -98,8 +101,11 @@ def split(table: pa.Table, contract: TableContract) -> tuple[pa.Table, list[tupl
         mask = _violations(column, rule)
         masks.append((rule, mask))
         bad = pc.or_(bad, mask)
+    repeated = _repeated_keys(table, contract.unique)
+    if repeated:
+        bad = pc.or_(bad, pa.array([i in repeated for i in range(table.num_rows)], pa.bool_()))
     bad_rows = [i for i, flag in enumerate(bad.to_pylist()) if flag]
-    reasons = [(i, _reason(table, masks, i)) for i in bad_rows]
+    reasons = [(i, "; ".join(filter(None, [_reason(table, masks, i), repeated.get(i)]))) for i in bad_rows]
     good = table.filter(pc.invert(bad)) if bad_rows else table
     for rule in contract.columns:
         # text input (CSV) is parsed into the contract's type; typed input (a database) keeps its own type
@@ -110,6 +116,27 @@ def split(table: pa.Table, contract: TableContract) -> tuple[pa.Table, list[tupl
             field = pa.field(rule.name, _TYPES[rule.type], nullable=not rule.required)
             good = good.set_column(index, field, pc.cast(values, _TYPES[rule.type]))
     return good, reasons
+
+
+def _repeated_keys(table: pa.Table, columns: tuple[str, ...]) -> dict[int, str]:
+    """Row index -> reason, for every row whose ``columns`` values occur more than once in ``table``."""
+    if not columns or table.num_rows < 2 or any(c not in table.column_names for c in columns):
+        return {}
+    keys = table.select(list(columns))
+    counts = keys.group_by(list(columns)).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    if not repeated.num_rows:
+        return {}
+    indexed = keys.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    hits = indexed.join(repeated, keys=list(columns), join_type="inner")
+    reasons = {}
+    for row in hits.to_pylist():
+        values = ", ".join(repr(row[c]) for c in columns)
+        reasons[row["__row"]] = (
+            f"{', '.join(columns)}: key ({values}) appears {row['count_all']} times in one batch; "
+            "none of them was loaded (a merge would keep one at random)"
+        )
+    return reasons
 
 
 def _violations(column: pa.ChunkedArray, rule: ColumnRule) -> pa.Array:

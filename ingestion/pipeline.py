@@ -76,6 +76,8 @@ def run_source(
         info = pipeline.run(source, loader_file_format="parquet")
     except PipelineStepFailed as exc:
         violation = _contract_violation(exc)
+        if violation is None and exc.step == "extract":
+            raise SourceFailed(definition, exc) from None
         if violation is None:
             raise
         # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the
@@ -88,7 +90,9 @@ def run_source(
     for table, n in recovered.items():
         rows[table] = rows.get(table, 0) + n
     load_ids = (*recovered_ids, *info.loads_ids)
-    found = counts.get(QUARANTINE_TABLE) or recovered_ids
+    found = counts.get(QUARANTINE_TABLE) or (
+        recovered_ids and QUARANTINE_TABLE in pipeline.default_schema.data_table_names()
+    )
     quarantined, reasons = _quarantined(pipeline, load_ids) if found else ({}, {})
     return LoadResult(
         source=definition.name,
@@ -115,6 +119,22 @@ class ContractViolation(RuntimeError):
         )
 
 
+class SourceFailed(RuntimeError):
+    """Reading the source failed (a value its reader cannot convert, a broken connection): nothing of the run was
+    loaded and the incremental cursor stayed where it was."""
+
+    def __init__(self, definition: SourceDefinition, error: PipelineStepFailed) -> None:
+        cause: BaseException = error.exception
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        detail = str(error.exception).strip().splitlines()[0] if str(error.exception).strip() else repr(cause)
+        super().__init__(
+            f"source {definition.name} ({definition.dataset}): {detail}. Nothing from this run was loaded and the "
+            f"incremental cursor was not moved, so the rows come again once the source is fixed; then rerun "
+            f"`headwater ingest {definition.name}`."
+        )
+
+
 def _contract_violation(exc: BaseException) -> DataValidationError | None:
     seen: BaseException | None = exc
     while seen is not None:
@@ -132,8 +152,8 @@ def _rows_of_loads(pipeline: dlt.Pipeline, load_ids: Sequence[str]) -> dict[str,
     rows: dict[str, int] = {}
     with pipeline.sql_client() as client:
         for table in pipeline.default_schema.data_table_names():
-            if table == QUARANTINE_TABLE:
-                continue
+            if table == QUARANTINE_TABLE or "_dlt_load_id" not in pipeline.default_schema.get_table_columns(table):
+                continue  # rows without a load id (not written by Headwater's run_source) cannot be counted
             name = client.make_qualified_table_name(table)
             count = client.execute_sql(  # dlt's own quoting of a schema table name; load ids are bound
                 f"select count(*) from {name} where _dlt_load_id in ({placeholders})",  # noqa: S608

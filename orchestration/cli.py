@@ -97,13 +97,21 @@ def ingest(
     table = Table(title=f"Ingestion into {resolved.name}")
     for column in ("source", "table", "new rows"):
         table.add_column(column)
+    from ingestion import ContractViolation, SourceFailed
     from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
 
+    failures: list[str] = []
     try:
         with target_lock(project, resolved):
             for definition in definitions:
-                with console.status(f"loading {definition.name}"):
-                    result = load_source(project, resolved, definition)
+                try:
+                    with console.status(f"loading {definition.name}"):
+                        result = load_source(project, resolved, definition)
+                except (ContractViolation, SourceFailed) as exc:  # the others still load
+                    failures.append(str(exc))
+                    for name in definition.tables:
+                        table.add_row(definition.name, f"{definition.dataset}.{name}", "[red]failed[/]")
+                    continue
                 if result.recovered_packages:
                     console.print(
                         f"{definition.name}: finished {result.recovered_packages} load package(s) an interrupted "
@@ -117,6 +125,8 @@ def ingest(
     for path, changed in regenerate_sources(project, resolved):
         if changed:
             console.print(f"regenerated {path}")
+    if failures:
+        raise _fail("\n".join(failures))
 
 
 @app.command()
@@ -161,6 +171,12 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
         raise _fail(f"the run failed: {report or state.message}")
     for table in summary_tables(report):
         console.print(table)
+    failures: dict[str, list[str]] = {}
+    for result in report.failed:  # the table cuts long messages: each distinct one in full, once
+        failures.setdefault(result.message, []).append(result.key)
+    for message, keys in list(failures.items())[:5]:
+        shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+        console.print(f"[red]failed[/] {shown}: {message}")
     for message in report.mirror_errors[:5]:
         console.print(f"[yellow]recording:[/] {message}")
     if report.warehouse_error:

@@ -21,6 +21,7 @@ from ingestion.contracts import ORIGIN_COLUMN, ColumnRule, TableContract, contra
 PRIMARY_KEY = ("spend_date", "campaign_id")
 CONTRACT = TableContract(
     table="ad_spend",
+    unique=PRIMARY_KEY,
     columns=(
         ColumnRule("spend_date", "date", required=True),
         ColumnRule("channel", "text", required=True),

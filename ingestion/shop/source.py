@@ -19,6 +19,7 @@ CONTRACTS = {
     "payments": TableContract(
         table="payments",
         key="id",
+        unique=("id",),
         columns=(
             ColumnRule("id", "bigint", required=True),
             ColumnRule("order_id", "bigint", required=True),
