@@ -87,3 +87,16 @@ def test_contracted_tables_select_their_quarantine_resource() -> None:
         "payments__quarantine",
         "orders",
     ]
+
+
+def test_every_row_of_a_repeated_key_is_quarantined_with_the_count() -> None:
+    contract = TableContract(
+        table="t", unique=("day", "id"), columns=(ColumnRule("day", "date"), ColumnRule("id", "text", required=True))
+    )
+    batch = pa.table({"day": ["2030-01-01", "2030-01-01", "2030-01-02", "2030-01-01"], "id": ["a", "b", "a", "a"]})
+    good, reasons = split(batch, contract)
+    assert good.column("id").to_pylist() == ["b", "a"]
+    assert [i for i, _ in reasons] == [0, 3]
+    assert all("key ('2030-01-01', 'a') appears 2 times in one batch" in reason for _, reason in reasons)
+    # without the key columns (or with one row) nothing is judged
+    assert split(batch.drop_columns(["day"]), contract)[1] == []
