@@ -63,6 +63,19 @@ def run_cli(
     return proc
 
 
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start ``headwater ARGS`` in its own process group (so a test can kill it and its children), output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("prefect_home")

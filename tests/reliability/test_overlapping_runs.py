@@ -18,19 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO, base_env, postgres_env, run_cli
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+from tests.conftest import REPO, base_env, postgres_env, run_cli, start_cli
 
 
 def _wait_for_holder(lock: Path, timeout: float = 120) -> dict:
@@ -47,7 +35,7 @@ def test_second_run_on_duckdb_is_refused_then_waits_and_runs_after(tmp_path: Pat
     run_cli(["demo"], env)
     lock = tmp_path / "data" / "headwater.lock"
 
-    first = _start(["materialize"], env)
+    first = start_cli(["materialize"], env)
     holder = _wait_for_holder(lock)
     assert holder["pid"] == first.pid
     refused = run_cli(["ingest"], env, check=False)
@@ -59,9 +47,9 @@ def test_second_run_on_duckdb_is_refused_then_waits_and_runs_after(tmp_path: Pat
     assert "HEADWATER_LOCK_TIMEOUT" in message and "Traceback" not in refused.stdout + refused.stderr
 
     waiting = {**env, "HEADWATER_LOCK_TIMEOUT": "600"}
-    a = _start(["materialize"], waiting)
+    a = start_cli(["materialize"], waiting)
     _wait_for_holder(lock)
-    b = _start(["materialize"], waiting)
+    b = start_cli(["materialize"], waiting)
     for proc in (a, b):
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out[-3000:]

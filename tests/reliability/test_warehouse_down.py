@@ -7,26 +7,13 @@ leaves nothing half-written, and `headwater retry` finishes the run once the war
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_HOST, PG_PORT, REPO, base_env, postgres_env, run_cli
+from tests.conftest import PG_HOST, PG_PORT, base_env, postgres_env, run_cli, start_cli
 from tests.reliability.proxy import Proxy
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def _wait_for_first_model(engine: sa.Engine, proc: subprocess.Popen, runs_before: int, timeout: float = 300) -> None:
@@ -80,7 +67,7 @@ def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_fi
     run_cli(["demo"], env)
 
     # 1. a 2-second outage while dbt builds: the nodes it breaks are retried after it and the run succeeds
-    first = _start(["materialize", "--retries", "2", "--retry-delay", "5"], env)
+    first = start_cli(["materialize", "--retries", "2", "--retry-delay", "5"], env)
     _wait_for_first_model(direct, first, 0)
     proxy.down()
     time.sleep(2)
@@ -98,7 +85,7 @@ def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_fi
     # 2. an outage that outlasts the retry budget: a clear terminal error, an alert, nothing half-written
     run_cli(["demo", "--advance"], env)
     alerts_before = len(receiver.by_path("/hook"))
-    second = _start(["materialize", "--retries", "1", "--retry-delay", "1"], env)
+    second = start_cli(["materialize", "--retries", "1", "--retry-delay", "1"], env)
     _wait_for_first_model(direct, second, 1)
     proxy.down()
     out, _ = second.communicate(timeout=600)
