@@ -86,6 +86,20 @@ def hw_env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
     return base_env(tmp_path / "data", prefect_home)
 
 
+SHARED_SCENARIO = {"tests.orchestration.test_docs_catalog", "tests.orchestration.test_end_to_end"}
+"""Modules that use the session's materialized demo (tests/orchestration/conftest.py ``scenario``)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``) a module's tests run on one worker, so its module fixtures are set up
+    once; the modules that share the materialized demo scenario run on one worker together."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group("scenario" if module in SHARED_SCENARIO else module))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (HEADWATER_REQUIRE_SERVICES=1) a test skipped for a missing service fails instead."""
