@@ -88,16 +88,23 @@ def hw_env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
 
 SHARED_SCENARIO = {"tests.orchestration.test_docs_catalog", "tests.orchestration.test_end_to_end"}
 """Modules that use the session's materialized demo (tests/orchestration/conftest.py ``scenario``)."""
+SPREAD = {"tests.reliability.test_bad_input"}
+FIRST = ("tests/reliability/test_load.py", "tests/reliability/test_warehouse_down.py", "tests/reliability/test_crash",
+         "tests/orchestration/test_deployment.py", "tests/orchestration/test_checks.py")  # fmt: skip
+"""Modules of many slow, independent CLI runs over a cheap fixture: their tests go to whichever worker is free."""
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``) a module's tests run on one worker, so its module fixtures are set up
     once; the modules that share the materialized demo scenario run on one worker together."""
+    # the longest modules first, so that the two workers do not end on one long module each
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(FIRST) else 1)
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group("scenario" if module in SHARED_SCENARIO else module))
+            if module not in SPREAD:
+                item.add_marker(pytest.mark.xdist_group("scenario" if module in SHARED_SCENARIO else module))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,7 +1,7 @@
 """PostgreSQL going away mid-run, through a proxy that resets every connection (tests/reliability/proxy.py).
 
 A short outage is absorbed by the retry budget; a lasting one ends the run with a clear error and an alert,
-leaves nothing half-written, and `headwater retry` finishes the run once the warehouse is back.
+and leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -51,9 +51,7 @@ def _relations(engine: sa.Engine) -> dict[str, int]:
 
 
 @pytest.mark.postgres
-def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_finishes(
-    tmp_path, make_pg_database, receiver
-) -> None:
+def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert(tmp_path, make_pg_database, receiver) -> None:
     url = sa.make_url(make_pg_database("down"))
     direct = sa.create_engine(url, poolclass=sa.pool.NullPool)
     proxy = Proxy((PG_HOST, PG_PORT))
@@ -105,10 +103,5 @@ def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert_and_retry_fi
         ).scalar()
     assert leftovers == 0
 
-    # 3. the warehouse is back: `headwater retry` finishes the run
-    retry = run_cli(["retry"], env, check=False)
-    assert retry.returncode == 0, retry.stdout[-4000:] + retry.stderr[-2000:]
-    after = _relations(direct)
-    assert after["marts.orders"] > built["marts.orders"], "the advanced day's orders never reached the marts"
     direct.dispose()
     proxy.down()
