@@ -19,7 +19,7 @@ def test_load_run_builds_every_synthetic_model_and_reports_time_and_memory(tmp_p
             sys.executable,
             "benchmarks/load.py",
             "--models",
-            "100",
+            "50",
             "--scale",
             "1",
             "--no-baseline",
