@@ -16,22 +16,23 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind, RunPolicy, SelectionError, Severity
+from assets import AssetKey, AssetKind, SelectionError, Severity
 from assets.checks import blocked_by, gate_stages
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
-from orchestration.engine import DbtNodePolicy, DbtSegment, WarehouseLost, lost_connection
+from orchestration.engine import DbtSegment, WarehouseLost, lost_connection
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
 from orchestration.report import AssetResult, MaterializeReport, alerts_for, dbt_check_outcomes, records
 from orchestration.run_log import RunLog
+from orchestration.run_tasks import mirrored_tasks, node_policies
 from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
 from orchestration.targets import Target, resolve_target
-from orchestration.task_mirror import MirroredTask, Outcome, TaskRunMirror
+from orchestration.task_mirror import Outcome, TaskRunMirror
 
 
 def load_source(project: Project, target: Target, definition: Any, tables: tuple[str, ...] | None = None) -> Any:
@@ -70,78 +71,6 @@ def regenerate_sources(project: Project, target: Target, *, strict: bool = False
         shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
         written.append((shown, changed))
     return written
-
-
-def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask]:
-    """One task per selected dlt table and dbt node, and per test on them, with the manifest's edges."""
-    graph = plan.graph
-    selected_ids = {graph.specs[k].unique_id: k for k in plan.selected if graph.specs[k].kind.is_materializable}
-    tasks = []
-    nodes = manifest.get("nodes") or {}
-    for unique_id, key in selected_ids.items():
-        spec = graph.specs[key]
-        deps = (nodes.get(unique_id) or {}).get("depends_on", {}).get("nodes")
-        if deps is None:  # not a dbt node: the graph's own edges
-            deps = [graph.specs[d].unique_id for d in spec.deps if d in graph.specs]
-        tasks.append(
-            MirroredTask(
-                node_id=unique_id,
-                name=str(key),
-                tags=tuple(sorted({spec.kind.value, f"group:{spec.group}", *spec.tags})),
-                retries=spec.policy.retries,
-                upstream=tuple(sorted(d for d in deps if d in selected_ids)),
-            )
-        )
-    freshness = set(plan.freshness_keys)
-    for check in graph.checks:
-        if check.kind != "dbt_test":
-            runs = check.asset_key in plan.selected or (check.kind == "freshness" and check.asset_key in freshness)
-            if runs:
-                asset_id = graph.specs[check.asset_key].unique_id
-                tasks.append(
-                    MirroredTask(
-                        node_id=check.unique_id,
-                        name=check.id,
-                        tags=("check", f"check:{check.kind}", f"severity:{check.severity.value}"),
-                        upstream=(asset_id,) if asset_id in selected_ids else (),
-                    )
-                )
-            continue
-        node = nodes.get(check.unique_id) or {}
-        deps = node.get("depends_on", {}).get("nodes") or []
-        if any(d in selected_ids for d in deps):
-            tasks.append(
-                MirroredTask(
-                    node_id=check.unique_id,
-                    name=check.id,
-                    tags=("check", f"severity:{check.severity.value}"),
-                    retries=int(((node.get("config") or {}).get("meta") or {}).get("headwater", {}).get("retries", 0)),
-                    upstream=tuple(sorted(d for d in deps if d in selected_ids)),
-                )
-            )
-    return tasks
-
-
-def node_policies(
-    plan: RunPlan, manifest: dict[str, Any], retries: int | None, retry_delay: float | None = None
-) -> dict[str, DbtNodePolicy]:
-    """Retry budget per dbt node: meta.headwater, then dbt_project.yml defaults, with ``retries`` (and
-    ``retry_delay``, seconds) overriding both for models, seeds and snapshots. Tests keep 0 unless their own
-    meta says otherwise."""
-    policies: dict[str, DbtNodePolicy] = {}
-    for spec in plan.graph.specs.values():
-        if spec.kind.is_dbt:
-            policy: RunPolicy = spec.policy
-            budget = policy.retries if retries is None else retries
-            delay = policy.retry_delay_seconds if retry_delay is None else retry_delay
-            policies[spec.unique_id] = DbtNodePolicy(budget, delay)
-    for check in plan.graph.checks:
-        if check.kind != "dbt_test":
-            continue
-        node = (manifest.get("nodes") or {}).get(check.unique_id) or {}
-        hw = ((node.get("config") or {}).get("meta") or {}).get("headwater") or {}
-        policies[check.unique_id] = DbtNodePolicy(int(hw.get("retries", 0)), float(hw.get("retry_delay_seconds", 0)))
-    return policies
 
 
 def _ingest(
