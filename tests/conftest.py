@@ -14,8 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1"
 
 
-def base_env(data_dir: Path, prefect_home: Path) -> dict[str, str]:
-    """The environment for a Headwater process that must not touch the developer's own data or Prefect."""
+def base_env(data_dir: Path, prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
+    """The environment for a Headwater process that must not touch the developer's own data or Prefect.
+
+    Without ``api_url`` each process starts Prefect's ephemeral server in ``prefect_home`` (a new home migrates a
+    new database: ~15 s of CPU per run here); with it, the process talks to that started server (``prefect_server``).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_"))}
     env.update(
         HEADWATER_DATA_DIR=str(data_dir),
@@ -27,6 +31,8 @@ def base_env(data_dir: Path, prefect_home: Path) -> dict[str, str]:
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         COLUMNS="200",
     )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     return env
 
 
@@ -88,23 +94,33 @@ def hw_env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
 
 SHARED_SCENARIO = {"tests.orchestration.test_docs_catalog", "tests.orchestration.test_end_to_end"}
 """Modules that use the session's materialized demo (tests/orchestration/conftest.py ``scenario``)."""
-SPREAD = {"tests.reliability.test_bad_input"}
-FIRST = ("tests/reliability/test_load.py", "tests/reliability/test_warehouse_down.py", "tests/reliability/test_crash",
-         "tests/orchestration/test_deployment.py", "tests/orchestration/test_checks.py")  # fmt: skip
-"""Modules of many slow, independent CLI runs over a cheap fixture: their tests go to whichever worker is free."""
+LONGEST = ("tests/orchestration/test_deployment.py", "tests/orchestration/test_docs_catalog.py",
+           "tests/orchestration/test_end_to_end.py", "tests/reliability/test_overlapping_runs.py",
+           "tests/reliability/test_crash_ingest.py", "tests/orchestration/test_postgres_target.py",
+           "tests/orchestration/test_checks.py", "tests/reliability/test_warehouse_down.py",
+           "tests/reliability/test_crash_dbt.py", "tests/reliability/test_bad_records.py",
+           "tests/reliability/test_load.py")  # fmt: skip
+"""The slowest modules, longest first (``--durations``): handed out first so that the two workers end together
+(pytest-xdist keeps this order under ``--no-loadscope-reorder``)."""
 
 
-@pytest.hookimpl(tryfirst=True)
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::")[0]
+    return LONGEST.index(path) if path in LONGEST else len(LONGEST)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``) a module's tests run on one worker, so its module fixtures are set up
-    once; the modules that share the materialized demo scenario run on one worker together."""
-    # the longest modules first, so that the two workers do not end on one long module each
-    items.sort(key=lambda item: 0 if item.nodeid.startswith(FIRST) else 1)
+    once; the modules that share the materialized demo scenario run on one worker together. The group marks go on
+    before pytest-xdist reads them; the longest modules are moved first after pytest has ordered items by fixture."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
-            if module not in SPREAD:
-                item.add_marker(pytest.mark.xdist_group("scenario" if module in SHARED_SCENARIO else module))
+            item.add_marker(pytest.mark.xdist_group("scenario" if module in SHARED_SCENARIO else module))
+    result = yield
+    items.sort(key=_rank)
+    return result
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -203,13 +219,22 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real ``prefect server`` on loopback (its own home and SQLite database), stopped at the end.
+def prefect_server_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where ``prefect_server`` keeps its database and log (tests that look for leaked secrets search it too)."""
+    return tmp_path_factory.mktemp("prefect_server")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(prefect_server_home: Path):
+    """A real ``prefect server`` on loopback (its own home and SQLite database), one per test worker, stopped at
+    the end.
 
     The ephemeral server drops task-run records still queued when its process exits, so tests that
-    read task runs back use this one and wait for its backlog.
+    read task runs back use this one and wait for its backlog. Tests whose flows need no ephemeral server of
+    their own use it too (``base_env(..., api_url=prefect_server)``): that saves a server start and a database
+    migration per run. The demo scenario (the quickstart's path) keeps the ephemeral server.
     """
-    with running_prefect_server(tmp_path_factory.mktemp("prefect_server")) as url:
+    with running_prefect_server(prefect_server_home) as url:
         yield url
 
 
