@@ -16,9 +16,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def pg_run(tmp_path_factory: pytest.TempPathFactory, pg_database: str):
+def pg_run(tmp_path_factory: pytest.TempPathFactory, pg_database: str, prefect_server: str):
     root = tmp_path_factory.mktemp("pg")
-    env = postgres_env(base_env(root / "data", root / "prefect"), pg_database)
+    env = postgres_env(base_env(root / "data", root / "prefect", prefect_server), pg_database)
     run = run_cli(["materialize", "--target", "postgres"], env, check=False)
     status = run_cli(["status", "--target", "postgres", "group:marts"], env, check=False)
     checks = run_cli(["checks", "--target", "postgres", "--failed"], env, check=False)

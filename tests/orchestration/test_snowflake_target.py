@@ -40,10 +40,10 @@ def fakesnow_server(tmp_path_factory: pytest.TempPathFactory):
     log.close()
 
 
-def test_fake_snowflake_dbt_build_through_headwater(fakesnow_server: int, tmp_path) -> None:
+def test_fake_snowflake_dbt_build_through_headwater(fakesnow_server: int, tmp_path, prefect_server: str) -> None:
     import snowflake.connector
 
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     env.update(
         HEADWATER_SNOWFLAKE_ACCOUNT="fakesnow",
         HEADWATER_SNOWFLAKE_USER="headwater",

@@ -29,8 +29,10 @@ def _files_containing(folder: Path, needle: str) -> list[Path]:
     return hits
 
 
-def test_unreachable_postgres_gives_a_clear_error_without_the_password(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+def test_unreachable_postgres_gives_a_clear_error_without_the_password(
+    tmp_path: Path, prefect_server: str, prefect_server_home: Path
+) -> None:
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     env.update(
         HEADWATER_PG_HOST="127.0.0.1",
         HEADWATER_PG_PORT=str(free_port()),  # nothing listens there
@@ -49,10 +51,11 @@ def test_unreachable_postgres_gives_a_clear_error_without_the_password(tmp_path:
     assert diff.returncode == 2 and PLANTED not in diff.stdout + diff.stderr
     _no_traceback(diff)
     assert _files_containing(tmp_path, PLANTED) == []
+    assert _files_containing(prefect_server_home, PLANTED) == [], "the Prefect server's database or log"
 
 
-def test_a_missing_credential_names_the_variable(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+def test_a_missing_credential_names_the_variable(tmp_path: Path, prefect_server: str) -> None:
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     env.update(HEADWATER_PG_HOST="127.0.0.1", HEADWATER_PG_USER="headwater", HEADWATER_PG_DATABASE="warehouse")
     proc = run_cli(["materialize", "--target", "postgres"], env, check=False)
     assert proc.returncode == 2
@@ -74,9 +77,9 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def loaded(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> dict:
     root = tmp_path_factory.mktemp("hostile")
-    env = base_env(root / "data", root / "prefect")
+    env = base_env(root / "data", root / "prefect", prefect_server)
     run_cli(["ingest"], env)
     return {"env": env, "warehouse": root / "data" / "headwater.duckdb"}
 

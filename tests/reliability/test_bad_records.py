@@ -51,8 +51,10 @@ def _project_copy(root: Path) -> Path:
     return root
 
 
-def test_hostile_and_drifting_records_are_loaded_or_quarantined_with_a_reason_end_to_end(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+def test_hostile_and_drifting_records_are_loaded_or_quarantined_with_a_reason_end_to_end(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     env["HEADWATER_PROJECT_DIR"] = str(_project_copy(tmp_path / "project"))
     run_cli(["demo"], env)
     demo = tmp_path / "data" / "demo"

@@ -28,8 +28,8 @@ def _succeeded(run_log: Path) -> set[str]:
         return set()
 
 
-def test_retry_after_kill_9_mid_build_runs_only_what_did_not_finish(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+def test_retry_after_kill_9_mid_build_runs_only_what_did_not_finish(tmp_path: Path, prefect_server: str) -> None:
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     warehouse = tmp_path / "slow.duckdb"
     env["SLOW_DUCKDB_PATH"] = str(warehouse)
     run_log = tmp_path / "data" / "run_log_local.sqlite"

@@ -136,14 +136,27 @@ def _raw_rows(warehouse: Warehouse) -> dict[tuple[str, str], list[tuple]]:
     return rows
 
 
-# extract and normalize write nothing to the warehouse, so PostgreSQL is killed in load only (CI time)
-@pytest.mark.postgres
-@pytest.mark.parametrize(
-    ("target", "step"), [*(("dev", step) for step in STEPS), ("postgres", "load")], indirect=["target"]
-)
-def test_kill_9_during_ingestion_loses_nothing_and_dbt_reads_only_completed_loads(
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("target", ["dev"], indirect=True)
+def test_kill_9_during_ingestion_on_duckdb_loses_nothing_and_dbt_reads_only_completed_loads(
     target: Target, reference: dict, step: str
 ) -> None:
+    _kill_and_recover(target, reference, step)
+
+
+# extract and normalize write nothing to the warehouse, so PostgreSQL is killed in load only (CI time)
+@pytest.mark.postgres
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
+def test_kill_9_during_load_on_postgres_loses_nothing_and_dbt_reads_only_completed_loads(
+    target: Target, reference: dict
+) -> None:
+    _kill_and_recover(target, reference, "load")
+
+
+def _kill_and_recover(target: Target, reference: dict, step: str) -> None:
+    """Kill ``headwater ingest`` at ``step`` in a copy of the prepared warehouse, check what dbt reads, recover,
+    compare every raw table with the never-killed reference. (One test function per target: the prepared warehouse
+    is then built once per target, not once per case.)"""
     warehouse = target.copy(f"killed_{step}")
     killed = subprocess.run(
         [sys.executable, "-m", "tests.reliability.kill_during", step, "ingest"],

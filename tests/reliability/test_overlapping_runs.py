@@ -30,8 +30,8 @@ def _wait_for_holder(lock: Path, timeout: float = 120) -> dict:
     raise AssertionError(f"nobody took {lock} within {timeout} s")
 
 
-def test_second_run_on_duckdb_is_refused_then_waits_and_runs_after(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", tmp_path / "prefect")
+def test_second_run_on_duckdb_is_refused_then_waits_and_runs_after(tmp_path: Path, prefect_server: str) -> None:
+    env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     run_cli(["demo"], env)
     lock = tmp_path / "data" / "headwater.lock"
 

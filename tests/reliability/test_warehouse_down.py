@@ -51,11 +51,15 @@ def _relations(engine: sa.Engine) -> dict[str, int]:
 
 
 @pytest.mark.postgres
-def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert(tmp_path, make_pg_database, receiver) -> None:
+def test_outage_mid_run_is_retried_then_fails_cleanly_with_an_alert(
+    tmp_path, make_pg_database, receiver, prefect_server
+) -> None:
     url = sa.make_url(make_pg_database("down"))
     direct = sa.create_engine(url, poolclass=sa.pool.NullPool)
     proxy = Proxy((PG_HOST, PG_PORT))
-    env = postgres_env(base_env(tmp_path / "data", tmp_path / "prefect"), url.render_as_string(hide_password=False))
+    env = postgres_env(
+        base_env(tmp_path / "data", tmp_path / "prefect", prefect_server), url.render_as_string(hide_password=False)
+    )
     env.update(
         HEADWATER_TARGET="postgres",
         HEADWATER_PG_HOST="127.0.0.1",
