@@ -54,7 +54,7 @@ def mirrored_tasks(plan: RunPlan, manifest: dict[str, Any]) -> list[MirroredTask
                     node_id=check.unique_id,
                     name=check.id,
                     tags=("check", f"severity:{check.severity.value}"),
-                    retries=int(((node.get("config") or {}).get("meta") or {}).get("headwater", {}).get("retries", 0)),
+                    retries=int(_headwater_meta(node).get("retries", 0)),
                     upstream=tuple(sorted(d for d in deps if d in selected_ids)),
                 )
             )
@@ -77,7 +77,11 @@ def node_policies(
     for check in plan.graph.checks:
         if check.kind != "dbt_test":
             continue
-        node = (manifest.get("nodes") or {}).get(check.unique_id) or {}
-        hw = ((node.get("config") or {}).get("meta") or {}).get("headwater") or {}
+        hw = _headwater_meta((manifest.get("nodes") or {}).get(check.unique_id) or {})
         policies[check.unique_id] = DbtNodePolicy(int(hw.get("retries", 0)), float(hw.get("retry_delay_seconds", 0)))
     return policies
+
+
+def _headwater_meta(node: dict[str, Any]) -> dict[str, Any]:
+    """A manifest node's ``meta.headwater`` (a dbt test's own retry settings), empty when absent."""
+    return ((node.get("config") or {}).get("meta") or {}).get("headwater") or {}

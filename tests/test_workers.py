@@ -1,6 +1,6 @@
 """The suite's own scheduling: under ``--dist loadgroup`` a module's tests run on one worker, so its module fixtures
 (a whole materialize, a Prefect server) are built once. pytest 9.2 broke this silently (pytest-xdist#1386): the
-suite still passed, every heavy fixture was built on both workers, and CI took twice the CPU."""
+suite still passed, every test became its own unit and a module's heavy fixtures could be built on every worker."""
 
 from __future__ import annotations
 
