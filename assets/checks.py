@@ -17,9 +17,6 @@ from assets.specs import CheckSpec, Severity
 if TYPE_CHECKING:
     from assets.graph import AssetGraph
 
-PASSED = ("pass", "warn", "success")
-"""Statuses of a check that let its asset's downstream run (``warn``: failures under the error threshold)."""
-
 _PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
@@ -39,8 +36,9 @@ class CheckOutcome:
 
     @property
     def blocking(self) -> bool:
-        """A failure that stops the checked asset's downstream assets in this run."""
-        return self.failed and self.check.severity is Severity.ERROR
+        """A failure that stops what is built on the checked asset in this run: an error-severity check that
+        failed, or any dbt test or unit test that failed or errored (dbt skips their dependents either way)."""
+        return self.failed and (self.check.severity is Severity.ERROR or self.check.kind in ("dbt_test", "unit_test"))
 
     @property
     def alerting(self) -> bool:
@@ -48,18 +46,34 @@ class CheckOutcome:
         return self.failed or (self.status == "warn" and bool(self.failures))
 
 
-def blocked_by(graph: AssetGraph, outcomes: Iterable[CheckOutcome]) -> dict[AssetKey, str]:
-    """The assets a run must skip because a blocking check failed upstream, each with the check that blocks it.
+def blocked_by(
+    graph: AssetGraph, outcomes: Iterable[CheckOutcome] = (), failed: Mapping[AssetKey, str] | None = None
+) -> dict[AssetKey, str]:
+    """The assets a run must not build, each with why: what is downstream of an asset that ``failed`` (or was
+    skipped: the mapping says which, e.g. ``{orders: "failed"}``), and what a blocking check gates.
 
-    Only the failed check's asset's *downstream* is blocked; the asset itself stays materialized and
-    unrelated branches are untouched.
+    As dbt's build does: a failed or skipped asset stops everything downstream of it; a blocking check stops
+    the assets (dlt, dbt, Python) downstream of *every* asset it reads, and their downstream (a relationships
+    test on ``orders`` and ``customers`` holds back what reads both, not what reads only one); a failed unit test
+    also stops the model it tests. The checked asset itself stays, and unrelated branches are untouched.
     """
     blocked: dict[AssetKey, str] = {}
+    for key, how in sorted((failed or {}).items()):
+        if key in graph:
+            for down in sorted(graph.downstream([key])):
+                blocked.setdefault(down, f"upstream {key} {how}")
     for outcome in sorted(outcomes, key=lambda o: o.check.id):
-        if not outcome.blocking or outcome.check.asset_key not in graph:
+        check = outcome.check
+        assets = [a for a in check.assets if a in graph]
+        if not outcome.blocking or not assets:
             continue
-        for key in sorted(graph.downstream([outcome.check.asset_key])):
-            blocked.setdefault(key, f"blocking check {outcome.check.id} failed")
+        if check.kind == "unit_test" and check.asset_key in graph:
+            gated = {check.asset_key}
+        else:
+            common = set.intersection(*(graph.downstream([a]) for a in assets))
+            gated = {k for k in common if graph.specs[k].kind.is_materializable}
+        for key in sorted(gated | graph.downstream(gated)):
+            blocked.setdefault(key, f"blocking check {check.id} failed")
     return blocked
 
 

@@ -8,17 +8,49 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from assets.checks import period
 from assets.keys import AssetKey
+from assets.nodes import LIST_TYPES, NodeSpec
 from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
 
 Node = Mapping[str, Any]
 
-_KINDS = {"model": AssetKind.DBT_MODEL, "seed": AssetKind.DBT_SEED, "snapshot": AssetKind.DBT_SNAPSHOT}
-_GROUPS = {"seed": "seeds", "snapshot": "snapshots", "source": "raw", "exposure": "exposures"}
+_KINDS = {
+    "model": AssetKind.DBT_MODEL,
+    "seed": AssetKind.DBT_SEED,
+    "snapshot": AssetKind.DBT_SNAPSHOT,
+    "function": AssetKind.DBT_FUNCTION,
+    "source": AssetKind.SOURCE,
+    "exposure": AssetKind.EXPOSURE,
+    "semantic_model": AssetKind.SEMANTIC_MODEL,
+    "metric": AssetKind.METRIC,
+    "saved_query": AssetKind.SAVED_QUERY,
+}
+_NAMESPACES = {
+    "exposure": "exposures",
+    "semantic_model": "semantic_models",
+    "metric": "metrics",
+    "saved_query": "saved_queries",
+    "function": "functions",
+}
+"""Nodes that are no warehouse relation get a key of their own namespace: ``exposures.revenue_dashboard``."""
+_LAYERS = {
+    "seed": "seeds",
+    "snapshot": "snapshots",
+    "source": "raw",
+    "exposure": "exposures",
+    "semantic_model": "semantic",
+    "metric": "semantic",
+    "saved_query": "semantic",
+    "function": "functions",
+}
+_SECTIONS = ("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "unit_tests", "functions")
+_COMPILED = ("model", "test", "snapshot", "analysis", "operation")
+"""dbt node types whose blank SQL makes them "empty" (never selected); seeds never are."""
 
 
 class ManifestError(ValueError):
@@ -47,19 +79,23 @@ def load_manifest(path: Path) -> dict[str, Any]:
 
 
 def default_asset_key(node: Node) -> AssetKey:
-    """``schema.alias`` for models, seeds and snapshots, ``schema.identifier`` for sources."""
-    if node.get("resource_type") == "source":
+    """``schema.alias`` for models, seeds and snapshots, ``schema.identifier`` for sources, and
+    ``<namespace>.<name>`` for what is no relation (``exposures.x``, ``semantic_models.x``, ``metrics.x``,
+    ``saved_queries.x``, ``functions.x``)."""
+    kind = node.get("resource_type")
+    if kind == "source":
         return AssetKey.of(node["schema"], node.get("identifier") or node["name"])
-    if node.get("resource_type") == "exposure":
-        return AssetKey.of("exposures", node["name"])
+    if kind in _NAMESPACES:
+        return AssetKey.of(_NAMESPACES[kind], node["name"])
     return AssetKey.of(node["schema"], node.get("alias") or node["name"])
 
 
-def default_group_name(node: Node) -> str:
-    """The first folder under ``models/`` (staging, intermediate, marts) or the resource type's group."""
+def default_layer(node: Node) -> str:
+    """Headwater's layer: the first folder under ``models/`` (staging, intermediate, marts) or the resource type's
+    layer (seeds, snapshots, raw, exposures, semantic). dbt's own ``group`` is a separate thing (``group:``)."""
     kind = node.get("resource_type", "")
-    if kind in _GROUPS:
-        return _GROUPS[kind]
+    if kind in _LAYERS:
+        return _LAYERS[kind]
     fqn = node.get("fqn") or []
     return fqn[1] if len(fqn) > 2 else "default"
 
@@ -97,8 +133,8 @@ class DbtTranslator:
     def get_asset_key(self, node: Node) -> AssetKey:
         return default_asset_key(node)
 
-    def get_group_name(self, node: Node) -> str:
-        return default_group_name(node)
+    def get_layer(self, node: Node) -> str:
+        return default_layer(node)
 
     def get_owners(self, node: Node) -> tuple[str, ...]:
         return default_owners(node)
@@ -121,9 +157,55 @@ class DbtTranslator:
             timeout_seconds=float(timeout) if timeout is not None else None,
         )
 
+    def get_check_policy(self, node: Node) -> RunPolicy:
+        """A test's retries: only its own ``meta.headwater`` (tests are not retried by default)."""
+        hw = _headwater_meta(node)
+        return RunPolicy(retries=int(hw.get("retries", 0)), retry_delay_seconds=float(hw.get("retry_delay_seconds", 0)))
+
     def get_check_severity(self, node: Node) -> Severity:
         severity = str((node.get("config") or {}).get("severity") or "error").lower()
         return Severity.WARN if severity == "warn" else Severity.ERROR
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _node_spec(unique_id: str, node: Node, section: str) -> NodeSpec:
+    """What dbt's selector methods read of one manifest entry."""
+    kind = str(node.get("resource_type") or "")
+    config = node.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise TypeError("config must be a mapping")
+    deps = list((node.get("depends_on") or {}).get("nodes") or [])
+    if not all(isinstance(d, str) for d in deps):
+        raise TypeError("depends_on.nodes must list unique ids")
+    patch = node.get("patch_path") or ""
+    test_metadata = node.get("test_metadata") or {}
+    raw_code = node.get("raw_code")
+    return NodeSpec(
+        unique_id=unique_id,
+        resource_type=kind,
+        name=str(node.get("name") or ""),
+        package=str(node.get("package_name") or ""),
+        fqn=tuple(str(p) for p in node.get("fqn") or ()),
+        path=str(node.get("original_file_path") or ""),
+        patch_path=patch.split("://", 1)[-1] if patch else "",
+        tags=frozenset(node.get("tags") or ()) if "tags" in node else None,
+        config=dict(config),
+        depends_on=tuple(deps),
+        source_name=str(node.get("source_name") or ""),
+        version=_text(node.get("version")),
+        latest_version=_text(node.get("latest_version")),
+        access=_text(node.get("access")),
+        group=_text(config.get("group")),
+        test_name=_text(test_metadata.get("name"))
+        if kind == "test"
+        else (node.get("name") if kind == "unit_test" else None),
+        generic_test=kind == "test" and bool(test_metadata),
+        empty=section == "nodes" and kind in _COMPILED and isinstance(raw_code, str) and not raw_code.strip(),
+        selectable=kind in LIST_TYPES,
+    )
 
 
 def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTranslator) -> AssetSpec:
@@ -131,7 +213,7 @@ def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTransl
     return AssetSpec(
         key=translator.get_asset_key(node),
         kind=kind,
-        group=translator.get_group_name(node),
+        layer=translator.get_layer(node),
         tags=translator.get_tags(node),
         owners=translator.get_owners(node),
         description=translator.get_description(node),
@@ -145,13 +227,23 @@ def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTransl
         config={"materialized": config.get("materialized")} if config.get("materialized") else {},
         policy=translator.get_policy(node) if kind.is_dbt else RunPolicy(),
         meta=_headwater_meta(node),
+        node_ids=(unique_id,),
     )
 
 
-def specs_from_manifest(
-    manifest: Mapping[str, Any], translator: DbtTranslator | None = None
-) -> tuple[list[AssetSpec], list[CheckSpec]]:
-    """Asset specs for models, seeds, snapshots, sources and exposures; check specs for tests.
+@dataclass(frozen=True)
+class ManifestSpecs:
+    """What the translator reads from one manifest: every selectable node, the assets and the checks."""
+
+    nodes: tuple[NodeSpec, ...]
+    assets: tuple[AssetSpec, ...]
+    checks: tuple[CheckSpec, ...]
+    project_name: str = ""
+
+
+def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None = None) -> ManifestSpecs:
+    """Nodes, asset specs (models, seeds, snapshots, sources, exposures, semantic models, metrics, saved queries,
+    functions) and check specs (data tests, unit tests, source freshness) of a parsed manifest.
 
     Raises:
         ManifestError: entries without the fields Headwater needs, all listed at once.
@@ -159,36 +251,34 @@ def specs_from_manifest(
     translator = translator or DbtTranslator()
     problems: list[str] = []
     by_id: dict[str, AssetSpec] = {}
-    deps_by_id: dict[str, list[str]] = {}
-    tests: list[Node] = []
-    for section in ("nodes", "sources", "exposures"):
+    nodes: dict[str, NodeSpec] = {}
+    tests: list[tuple[str, Node]] = []
+    for section in _SECTIONS:
         for unique_id, node in sorted((manifest.get(section) or {}).items()):
             if not isinstance(node, Mapping):
                 problems.append(f"{section}.{unique_id}: not an object")
                 continue
             resource_type = node.get("resource_type")
+            if resource_type == "analysis":
+                continue  # never built, never listed: not part of Headwater's graph
             try:
-                if resource_type == "test":
-                    tests.append(node)
-                    continue
-                if resource_type in _KINDS:
-                    kind = _KINDS[resource_type]
-                elif resource_type == "source":
-                    kind = AssetKind.SOURCE
-                elif resource_type == "exposure":
-                    kind = AssetKind.EXPOSURE
-                else:
-                    continue  # analyses, operations, macros: not assets
-                spec = _spec_for(unique_id, node, kind, translator)
-                deps = list((node.get("depends_on") or {}).get("nodes") or [])
-                if not all(isinstance(d, str) for d in deps):
-                    raise TypeError("depends_on.nodes must list unique ids")
-                by_id[unique_id], deps_by_id[unique_id] = spec, deps
+                node_spec = _node_spec(unique_id, node, section)
+                spec = (
+                    _spec_for(unique_id, node, _KINDS[resource_type], translator) if resource_type in _KINDS else None
+                )
             except _SHAPE_ERRORS as exc:
                 problems.append(f"{unique_id} ({node.get('original_file_path', '?')}): {type(exc).__name__}: {exc}")
+                continue
+            nodes[unique_id] = node_spec
+            if spec is not None:
+                by_id[unique_id] = spec
+            elif resource_type in ("test", "unit_test"):
+                tests.append((unique_id, node))
+    _package_clashing_names(by_id)
     specs = []
     for unique_id, spec in by_id.items():
-        deps = tuple(by_id[d].key for d in deps_by_id[unique_id] if d in by_id)
+        nodes[unique_id] = replace(nodes[unique_id], asset_key=spec.key)
+        deps = tuple(by_id[d].key for d in nodes[unique_id].depends_on if d in by_id and by_id[d].key != spec.key)
         specs.append(spec.with_deps(deps))
     checks = []
     for unique_id, spec in by_id.items():
@@ -199,20 +289,46 @@ def specs_from_manifest(
             continue
         if freshness is not None:
             checks.append(freshness)
-    for node in tests:
+    for unique_id, node in tests:
         try:
-            check = _check_for(node, by_id, translator)
+            checks.append(_check_for(unique_id, node, nodes[unique_id], by_id, translator))
         except _SHAPE_ERRORS as exc:
-            problems.append(f"{node.get('unique_id', '?')}: {type(exc).__name__}: {exc}")
-            continue
-        if check is not None:
-            checks.append(check)
+            problems.append(f"{unique_id} ({node.get('original_file_path', '?')}): {type(exc).__name__}: {exc}")
     if problems:
         raise ManifestError(
             "malformed manifest entries (run `dbt parse` again to rewrite the manifest):\n  "
             + "\n  ".join(sorted(problems, key=str))
         )
-    return specs, checks
+    project = str((manifest.get("metadata") or {}).get("project_name") or "")
+    return ManifestSpecs(tuple(nodes.values()), tuple(specs), tuple(checks), project)
+
+
+def _package_clashing_names(by_id: dict[str, AssetSpec]) -> None:
+    """Nodes that are no relation (exposures, semantic models, metrics, saved queries, functions) of two packages
+    with one name get the package in their key: ``metrics.<package>.<name>``."""
+    seen: dict[AssetKey, list[str]] = {}
+    for unique_id, spec in by_id.items():
+        if spec.kind in _NAMESPACED:
+            seen.setdefault(spec.key, []).append(unique_id)
+    for key, ids in seen.items():
+        for unique_id in ids if len(ids) > 1 else ():
+            spec = by_id[unique_id]
+            by_id[unique_id] = spec.merged(key=AssetKey((key.parts[0], spec.package or "project", key.parts[-1])))
+
+
+_NAMESPACED = {_KINDS[kind] for kind in _NAMESPACES}
+
+
+def specs_from_manifest(
+    manifest: Mapping[str, Any], translator: DbtTranslator | None = None
+) -> tuple[list[AssetSpec], list[CheckSpec]]:
+    """The asset and check specs of :func:`read_manifest`.
+
+    Raises:
+        ManifestError: entries without the fields Headwater needs, all listed at once.
+    """
+    read = read_manifest(manifest, translator)
+    return list(read.assets), list(read.checks)
 
 
 def _freshness_check(manifest: Mapping[str, Any], unique_id: str, spec: AssetSpec) -> CheckSpec | None:
@@ -238,22 +354,26 @@ def _freshness_check(manifest: Mapping[str, Any], unique_id: str, spec: AssetSpe
     )
 
 
-def _check_for(node: Node, by_id: Mapping[str, AssetSpec], translator: DbtTranslator) -> CheckSpec | None:
-    deps = [d for d in (node.get("depends_on") or {}).get("nodes") or [] if d in by_id]
-    attached = node.get("attached_node") or (deps[0] if deps else None)
-    if attached is None and node.get("sources"):
-        attached = next((d for d in deps if d.startswith("source.")), None)
-    if attached is None or attached not in by_id:
-        return None  # a singular test on nothing Headwater tracks
-    if not isinstance(node.get("name"), str) or not isinstance(node.get("unique_id"), str):
-        raise ValueError("a test needs a text 'name' and 'unique_id'")
+def _check_for(
+    unique_id: str, node: Node, spec: NodeSpec, by_id: Mapping[str, AssetSpec], translator: DbtTranslator
+) -> CheckSpec:
+    """A data test as a check of the asset it tests (``attached_node``, else its first parent), a unit test as a
+    check of its model; a test that reads no node at all is a check on no asset (it still runs and counts)."""
+    if not spec.name:
+        raise ValueError("a test needs a text 'name'")
+    deps = [d for d in spec.depends_on if d in by_id]
+    attached = node.get("attached_node") if node.get("attached_node") in by_id else (deps[0] if deps else None)
+    key = by_id[attached].key if attached else None
     return CheckSpec(
-        asset_key=by_id[attached].key,
-        name=node["name"],
+        asset_key=key,
+        name=spec.name,
         severity=translator.get_check_severity(node),
-        unique_id=node["unique_id"],
-        kind="dbt_test",
+        unique_id=unique_id,
+        kind="unit_test" if spec.resource_type == "unit_test" else "dbt_test",
         description=node.get("description") or "",
-        extra_assets=tuple(sorted({by_id[d].key for d in deps if d != attached})),
+        extra_assets=tuple(sorted({by_id[d].key for d in deps if d != attached and by_id[d].key != key})),
         tags=frozenset(node.get("tags") or []),
+        path=spec.path,
+        package=spec.package,
+        policy=translator.get_check_policy(node),
     )

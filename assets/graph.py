@@ -1,39 +1,63 @@
-"""The asset graph: every dlt table, dbt model/seed/snapshot/source, exposure and Python asset as one node."""
+"""The asset graph: every dlt table, dbt model/seed/snapshot/source, exposure, semantic node and Python asset as
+one node per relation, their checks, and the finer graph of selectable nodes that selection works on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from assets.dag import DAG
-from assets.dbt_manifest import DbtTranslator, specs_from_manifest
+from assets.dbt_manifest import DbtTranslator, read_manifest
 from assets.keys import AssetKey
+from assets.nodes import NodeSpec
 from assets.specs import AssetKind, AssetSpec, CheckSpec
 
 
 class DuplicateAssetError(ValueError):
-    """Two different producers claim one key."""
+    """Two different producers claim one key; the message names every such node with its file."""
 
 
 @dataclass(frozen=True)
 class AssetGraph:
-    """Specs by key, their checks, and the dependency DAG between keys."""
+    """Specs by key, their checks, and the dependency DAG between keys; ``nodes`` and ``node_dag`` are the
+    selectable nodes (every dbt node, tests included, plus Headwater's own) with dbt's edges between them."""
 
     specs: Mapping[AssetKey, AssetSpec]
     checks: tuple[CheckSpec, ...]
     dag: DAG[AssetKey]
+    nodes: Mapping[str, NodeSpec] = field(default_factory=dict)
+    node_dag: DAG[str] = field(default_factory=lambda: DAG({}))
+    project_name: str = ""
 
     @classmethod
-    def from_specs(cls, specs: Iterable[AssetSpec], checks: Iterable[CheckSpec] = ()) -> AssetGraph:
+    def from_specs(
+        cls,
+        specs: Iterable[AssetSpec],
+        checks: Iterable[CheckSpec] = (),
+        nodes: Iterable[NodeSpec] = (),
+        project_name: str = "",
+    ) -> AssetGraph:
+        """The graph of ``specs`` (one per key) and their ``checks``; ``nodes`` are the dbt nodes behind them, to
+        which a node is added for every asset no dbt node stands for (dlt tables, Python assets).
+
+        Raises:
+            CycleError: the dependencies form a cycle (the message prints it).
+        """
         by_key: dict[AssetKey, AssetSpec] = {}
         for spec in specs:
             by_key[spec.key] = spec
         dag = DAG({key: [d for d in spec.deps if d in by_key] for key, spec in by_key.items()})
         dag.levels()  # raises CycleError with the cycle's path
-        known = set(by_key)
-        kept = tuple(sorted((c for c in checks if c.asset_key in known), key=lambda c: (str(c.asset_key), c.name)))
-        return cls(specs=dict(sorted(by_key.items())), checks=kept, dag=dag)
+        kept = tuple(
+            sorted((c for c in checks if all(k in by_key for k in c.assets)), key=lambda c: (c.subject, c.name))
+        )
+        all_nodes = {n.unique_id: n for n in nodes}
+        for _, spec in sorted(by_key.items()):
+            if spec.unique_id and spec.unique_id not in all_nodes:
+                all_nodes[spec.unique_id] = _headwater_node(spec, by_key)
+        node_dag = DAG({uid: [d for d in n.depends_on if d in all_nodes] for uid, n in all_nodes.items()})
+        return cls(dict(sorted(by_key.items())), kept, dag, all_nodes, node_dag, project_name)
 
     def __contains__(self, key: object) -> bool:
         return key in self.specs
@@ -60,13 +84,6 @@ class AssetGraph:
     def downstream(self, keys: Iterable[AssetKey], depth: int | None = None) -> set[AssetKey]:
         return self.dag.downstream(keys, depth)
 
-    def subgraph(self, keys: Iterable[AssetKey]) -> AssetGraph:
-        keep = set(keys)
-        return AssetGraph.from_specs(
-            [s.with_deps(tuple(d for d in s.deps if d in keep)) for k, s in self.specs.items() if k in keep],
-            [c for c in self.checks if c.asset_key in keep],
-        )
-
     def toposorted(self) -> list[AssetKey]:
         return self.dag.toposorted()
 
@@ -74,7 +91,76 @@ class AssetGraph:
         return [c for c in self.checks if c.asset_key == key]
 
     def by_unique_id(self) -> dict[str, AssetKey]:
-        return {spec.unique_id: key for key, spec in self.specs.items() if spec.unique_id}
+        """Every node id that stands for an asset (its producer and the dbt sources on its relation) -> key."""
+        return {uid: key for key, spec in self.specs.items() for uid in (spec.node_ids or (spec.unique_id,)) if uid}
+
+    def checks_by_id(self) -> dict[str, CheckSpec]:
+        return {c.unique_id: c for c in self.checks if c.unique_id}
+
+    def label(self, unique_id: str) -> str:
+        """A readable name for any node id: its asset key, its check id (``marts.orders:unique_orders_id``),
+        ``hooks.<name>`` for a hook, else the id itself."""
+        check = self.checks_by_id().get(unique_id)
+        if check is not None:
+            return check.id
+        node = self.nodes.get(unique_id)
+        if node is not None:
+            return node.label
+        return str(self.by_unique_id().get(unique_id) or unique_id)
+
+
+def _headwater_node(spec: AssetSpec, by_key: Mapping[AssetKey, AssetSpec]) -> NodeSpec:
+    """The selectable node of an asset no dbt node stands for: a dlt table no dbt source declares, a Python asset."""
+    return NodeSpec(
+        unique_id=spec.unique_id,
+        resource_type="python" if spec.kind is AssetKind.PYTHON else "source",
+        name=spec.name or spec.key.name,
+        package=spec.package,
+        fqn=spec.fqn or (spec.key.schema, spec.key.name),
+        path=spec.path,
+        tags=spec.tags,
+        depends_on=tuple(sorted(by_key[d].unique_id for d in spec.deps if d in by_key and by_key[d].unique_id)),
+        source_name=spec.source_name,
+        asset_key=spec.key,
+    )
+
+
+def _where(spec: AssetSpec) -> str:
+    return f"{spec.unique_id} ({spec.path})" if spec.path else spec.unique_id
+
+
+def _merge(key: AssetKey, specs: Sequence[AssetSpec], problems: list[str]) -> AssetSpec:
+    """One asset for every spec that names ``key``: its producer (a model, seed, snapshot, dlt table or Python
+    asset) with the dbt sources declared on the same relation; a second producer is a conflict."""
+    producers = [s for s in specs if s.kind is not AssetKind.SOURCE]
+    sources = sorted((s for s in specs if s.kind is AssetKind.SOURCE), key=lambda s: s.unique_id)
+    if len(producers) > 1:
+        problems.append(
+            f"{key}: built by {len(producers)} nodes: "
+            + "; ".join(_where(s) for s in sorted(producers, key=lambda s: s.unique_id))
+        )
+    if not producers:
+        first = sources[0]
+        return first.merged(
+            node_ids=tuple(s.unique_id for s in sources), tags=frozenset().union(*(s.tags for s in sources))
+        )
+    producer = producers[0]
+    source_ids = tuple(s.unique_id for s in sources)
+    if producer.kind is AssetKind.DLT and sources:
+        # the dlt table IS the dbt source: it keeps the source's id, so task runs and selection name it so
+        first = sources[0]
+        return producer.merged(
+            unique_id=first.unique_id,
+            name=first.name,
+            fqn=first.fqn,
+            path=first.path,
+            package=first.package,
+            source_name=first.source_name,
+            description=first.description or producer.description,
+            tags=producer.tags.union(*(s.tags for s in sources)),
+            node_ids=source_ids,
+        )
+    return producer.merged(node_ids=(*producer.node_ids, *source_ids) if producer.node_ids else source_ids)
 
 
 def build_asset_graph(
@@ -87,37 +173,26 @@ def build_asset_graph(
 ) -> AssetGraph:
     """The asset graph from a parsed manifest, ingestion specs (dlt tables) and Python assets.
 
-    A dlt table and the dbt source that reads it share one key and become one node of kind ``dlt``
-    (keeping the dbt source's id, so ``source:`` selection still finds it).
+    One relation is one asset: a dlt table and the dbt sources that read it, or a seed (or model, or Python
+    asset) and the dbt sources declared on its relation, become one node whose producer is known; readers of
+    any of those sources depend on it.
 
     Raises:
-        DuplicateAssetError: two producers (say a dbt model and a Python asset) claim one key.
+        DuplicateAssetError: two producers (two models, a model and a Python asset, ...) claim one key; every
+            conflict is listed with its nodes and files.
         CycleError: the dependencies form a cycle.
     """
-    dbt_specs, dbt_checks = specs_from_manifest(manifest, translator) if manifest is not None else ([], [])
-    by_key: dict[AssetKey, AssetSpec] = {}
-    for spec in dbt_specs:
-        by_key[spec.key] = spec
-    for spec in ingestion:
-        existing = by_key.get(spec.key)
-        if existing is not None and existing.kind is not AssetKind.SOURCE:
-            raise DuplicateAssetError(f"{spec.key}: loaded by dlt ({spec.unique_id}) and built by {existing.unique_id}")
-        if existing is not None:
-            spec = spec.merged(
-                unique_id=existing.unique_id,
-                name=existing.name,
-                fqn=existing.fqn,
-                path=existing.path,
-                package=existing.package,
-                source_name=existing.source_name,
-                description=existing.description or spec.description,
-                tags=spec.tags | existing.tags,
-            )
-        by_key[spec.key] = spec
-    for spec in python_assets:
-        if spec.key in by_key:
-            raise DuplicateAssetError(
-                f"{spec.key}: Python asset {spec.unique_id} clashes with {by_key[spec.key].unique_id}"
-            )
-        by_key[spec.key] = spec
-    return AssetGraph.from_specs(by_key.values(), [*dbt_checks, *checks])
+    read = read_manifest(manifest, translator) if manifest is not None else None
+    by_key: dict[AssetKey, list[AssetSpec]] = {}
+    for spec in (*(read.assets if read else ()), *ingestion, *python_assets):
+        by_key.setdefault(spec.key, []).append(spec)
+    problems: list[str] = []
+    merged = [_merge(key, specs, problems) for key, specs in sorted(by_key.items())]
+    if problems:
+        raise DuplicateAssetError(
+            "one relation, more than one producer (give one an alias or a schema, or map keys in a "
+            "DbtTranslator subclass):\n  " + "\n  ".join(problems)
+        )
+    return AssetGraph.from_specs(
+        merged, [*(read.checks if read else ()), *checks], read.nodes if read else (), read.project_name if read else ""
+    )

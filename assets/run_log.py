@@ -47,7 +47,7 @@ def stale_reasons(graph: AssetGraph, latest: Mapping[str, Materialization]) -> d
     reasons: dict[AssetKey, str] = {}
     for key in graph.toposorted():
         spec = graph.specs[key]
-        if not spec.kind.is_materializable:
+        if not spec.builds:
             continue
         mine = latest.get(str(key))
         if mine is None or mine.ended_at is None:

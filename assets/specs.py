@@ -17,16 +17,28 @@ class AssetKind(StrEnum):
     DBT_MODEL = "dbt_model"
     DBT_SEED = "dbt_seed"
     DBT_SNAPSHOT = "dbt_snapshot"
+    DBT_FUNCTION = "dbt_function"
     PYTHON = "python"
     EXPOSURE = "exposure"
+    SEMANTIC_MODEL = "semantic_model"
+    METRIC = "metric"
+    SAVED_QUERY = "saved_query"
 
     @property
     def is_dbt(self) -> bool:
-        return self in (AssetKind.DBT_MODEL, AssetKind.DBT_SEED, AssetKind.DBT_SNAPSHOT)
+        """Built by ``dbt build`` into a warehouse object (a relation or a function)."""
+        return self in (AssetKind.DBT_MODEL, AssetKind.DBT_SEED, AssetKind.DBT_SNAPSHOT, AssetKind.DBT_FUNCTION)
 
     @property
     def is_materializable(self) -> bool:
-        return self not in (AssetKind.SOURCE, AssetKind.EXPOSURE)
+        """Headwater (dlt, dbt or Python) writes it to the warehouse: it has a run log and can be stale."""
+        return self.is_dbt or self in (AssetKind.DLT, AssetKind.PYTHON)
+
+    @property
+    def dbt_runs(self) -> bool:
+        """``dbt build`` runs a node of this kind and reports its result (the dbt kinds, saved queries and
+        exposures, whose result is ``no-op`` unless an upstream node failed)."""
+        return self.is_dbt or self in (AssetKind.SAVED_QUERY, AssetKind.EXPOSURE)
 
 
 class Severity(StrEnum):
@@ -47,14 +59,17 @@ class RunPolicy:
 class AssetSpec:
     """One node of the asset graph.
 
-    ``unique_id`` is the dbt unique id for dbt nodes (``model.headwater.orders``), the dlt
-    ``source.table`` for dlt tables. ``fqn`` and ``path`` feed selection (``path:``, dotted names).
+    ``unique_id`` is the id of the node that produces it: the dbt unique id for dbt nodes
+    (``model.headwater.orders``), the dbt source's id for a dlt table that a dbt source declares. ``node_ids``
+    are every node of the selection graph that stands for this asset: its producer and the dbt sources
+    declared on the same relation (a seed that is also read as ``source('raw', 'orders')``).
+    ``layer`` is Headwater's layer (``raw``, ``staging``, ``marts``, ...; selection ``layer:``), not dbt's group.
     """
 
     key: AssetKey
     kind: AssetKind
     deps: tuple[AssetKey, ...] = ()
-    group: str = "default"
+    layer: str = "default"
     tags: frozenset[str] = frozenset()
     owners: tuple[str, ...] = ()
     description: str = ""
@@ -68,6 +83,17 @@ class AssetSpec:
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     policy: RunPolicy = RunPolicy()
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    node_ids: tuple[str, ...] = ()
+
+    @property
+    def ephemeral(self) -> bool:
+        """An ephemeral dbt model: compiled into its readers, never built, never stale."""
+        return self.config.get("materialized") == "ephemeral"
+
+    @property
+    def builds(self) -> bool:
+        """Something is written when it materializes (not an external source, exposure or ephemeral model)."""
+        return self.kind.is_materializable and not self.ephemeral
 
     def with_deps(self, deps: tuple[AssetKey, ...]) -> AssetSpec:
         return replace(self, deps=tuple(sorted(set(deps))))
@@ -81,14 +107,16 @@ class AssetSpec:
 class CheckSpec:
     """A check on one asset: ``(asset key, check name)`` with a severity.
 
-    ``kind`` says what evaluates it: ``dbt_test``, ``gx`` (a Great Expectations expectation),
-    ``freshness`` (max age of the asset's data) or ``quarantine`` (records a data contract rejected).
+    ``kind`` says what evaluates it: ``dbt_test``, ``unit_test`` (dbt's, run before the model it tests, whose
+    failure skips that model), ``gx`` (a Great Expectations expectation), ``freshness`` (max age of the asset's
+    data) or ``quarantine`` (records a data contract rejected). ``asset_key`` is None for a dbt test that reads no
+    node at all (a singular test querying tables directly): it still runs, counts and fails the run.
     ``unique_id`` is the dbt test id for dbt tests and ``<kind>.<asset key>.<name>`` otherwise;
     ``extra_assets`` are further assets a test reads (a relationships test's parent), which it must
     wait for. ``config`` holds what the evaluator needs (an expectation's kwargs, freshness thresholds).
     """
 
-    asset_key: AssetKey
+    asset_key: AssetKey | None
     name: str
     severity: Severity = Severity.ERROR
     unique_id: str = ""
@@ -98,7 +126,20 @@ class CheckSpec:
     tags: frozenset[str] = frozenset()
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     path: str = ""
+    package: str = ""
+    policy: RunPolicy = RunPolicy()
+
+    @property
+    def subject(self) -> str:
+        """What the check is about, as shown and recorded: its asset key, or for a test on no asset (a singular
+        test that queries tables directly) its dbt package."""
+        return str(self.asset_key) if self.asset_key is not None else (self.package or "project")
+
+    @property
+    def assets(self) -> tuple[AssetKey, ...]:
+        """Every asset the check reads: its own and the ``extra_assets`` (none for a test on no asset)."""
+        return ((self.asset_key,) if self.asset_key is not None else ()) + self.extra_assets
 
     @property
     def id(self) -> str:
-        return f"{self.asset_key}:{self.name}"
+        return f"{self.subject}:{self.name}"

@@ -19,7 +19,7 @@ def specs_for_source(definition: SourceDefinition, schema_hash: str | None = Non
             AssetSpec(
                 key=key,
                 kind=AssetKind.DLT,
-                group="raw",
+                layer="raw",
                 tags=frozenset({"dlt", f"source:{definition.name}"}),
                 description=TABLE_DOCS.get(str(key), {}).get("", ""),
                 code_version=schema_hash,

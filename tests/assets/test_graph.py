@@ -71,3 +71,75 @@ def test_malformed_manifest_errors_name_file_and_entries(tmp_path) -> None:
     with pytest.raises(ManifestError) as info:
         specs_from_manifest(broken)
     assert "model.p.a" in str(info.value) and "model.p.b" in str(info.value)
+
+
+def _manifest(nodes: dict, sources: dict | None = None) -> dict:
+    def node(unique_id: str, **fields) -> dict:
+        kind, package, name = unique_id.split(".")[:3]
+        base = {
+            "resource_type": kind,
+            "name": name,
+            "package_name": package,
+            "fqn": [package, name],
+            "schema": "raw",
+            "original_file_path": f"{kind}s/{name}.sql",
+            "depends_on": {"nodes": []},
+            "config": {},
+            "tags": [],
+        }
+        return {**base, **fields}
+
+    return {
+        "metadata": {"project_name": "p"},
+        "nodes": {uid: node(uid, **fields) for uid, fields in nodes.items()},
+        "sources": {uid: node(uid, **fields) for uid, fields in (sources or {}).items()},
+    }
+
+
+def test_a_seed_that_is_the_raw_data_and_the_sources_on_it_are_one_asset() -> None:
+    manifest = _manifest(
+        {
+            "seed.p.raw_orders": {"alias": "raw_orders"},
+            "model.p.stg_orders": {"alias": "stg_orders", "depends_on": {"nodes": ["source.p.ecom.raw_orders"]}},
+            "model.p.stg_legacy": {"alias": "stg_legacy", "depends_on": {"nodes": ["source.p.legacy.orders"]}},
+        },
+        {
+            "source.p.ecom.raw_orders": {"name": "raw_orders", "source_name": "ecom"},
+            "source.p.legacy.orders": {"name": "orders", "identifier": "raw_orders", "source_name": "legacy"},
+        },
+    )
+    graph = build_asset_graph(manifest=manifest)
+    raw = graph.get("raw.raw_orders")
+    assert raw.kind is AssetKind.DBT_SEED and raw.unique_id == "seed.p.raw_orders"
+    assert raw.node_ids == ("seed.p.raw_orders", "source.p.ecom.raw_orders", "source.p.legacy.orders")
+    assert graph.get("raw.stg_orders").deps == (raw.key,) and graph.get("raw.stg_legacy").deps == (raw.key,)
+    assert len(graph) == 3, "one relation, one asset: nothing vanished, nothing doubled"
+    assert graph.label("source.p.legacy.orders") == "raw.raw_orders"
+
+
+def test_two_models_on_one_relation_are_refused_naming_both_nodes_and_files() -> None:
+    manifest = _manifest(
+        {
+            "model.p.orders": {"alias": "orders", "original_file_path": "models/orders.sql"},
+            "model.p.orders_copy": {"alias": "orders", "original_file_path": "models/legacy/orders_copy.sql"},
+            "model.p.other": {"alias": "other"},
+            "snapshot.p.other_snap": {"alias": "other", "original_file_path": "snapshots/other_snap.sql"},
+        }
+    )
+    with pytest.raises(DuplicateAssetError) as info:
+        build_asset_graph(manifest=manifest)
+    message = str(info.value)
+    for text in (
+        "raw.orders",
+        "model.p.orders (models/orders.sql)",
+        "model.p.orders_copy (models/legacy/orders_copy.sql)",
+    ):
+        assert text in message
+    assert "raw.other" in message and "snapshot.p.other_snap" in message, "every conflict is listed at once"
+
+
+def test_a_singular_test_on_no_model_is_a_check_of_its_package() -> None:
+    manifest = _manifest({"test.p.assert_rows": {"depends_on": {"nodes": []}, "original_file_path": "tests/a.sql"}})
+    graph = build_asset_graph(manifest=manifest)
+    check = graph.checks_by_id()["test.p.assert_rows"]
+    assert check.asset_key is None and check.id == "p:assert_rows" and check.kind == "dbt_test"

@@ -50,10 +50,11 @@ def test_everything_by_default(graph) -> None:
         ("config.materialized:incremental", {"marts.order_items"}),
         ("path:models/staging/marketing", {"staging.stg_marketing__ad_spend", "raw_marketing.ad_spend"}),
         ("staging.marketing", {"staging.stg_marketing__ad_spend"}),
-        ("raw_shop.orders", {"raw_shop.orders"}),
+        ("key:raw_shop.orders", {"raw_shop.orders"}),
+        ("raw_shop.orders", set()),  # as in dbt: a source is not selected by a dotted name (use source: or key:)
         ("kind:dlt,source:raw_marketing", {"raw_marketing.ad_spend"}),
-        ("group:marts,config.materialized:incremental", {"marts.order_items"}),
-        ("seeds.channels snapshots.customers_snapshot", {"seeds.channels", "snapshots.customers_snapshot"}),
+        ("layer:marts,config.materialized:incremental", {"marts.order_items"}),
+        ("key:seeds.channels key:snapshots.customers_snapshot", {"seeds.channels", "snapshots.customers_snapshot"}),
         (
             "stg_shop__*,config.materialized:view",
             {
@@ -76,7 +77,7 @@ def test_at_operator_adds_ancestors_of_descendants(graph) -> None:
 
 
 def test_exclude(graph) -> None:
-    chosen = names(select(graph, "group:marts", exclude="orders customers"))
+    chosen = names(select(graph, "layer:marts", exclude="orders customers"))
     assert chosen == {"marts.daily_revenue", "marts.marketing_roi", "marts.order_items"}
 
 
@@ -86,7 +87,12 @@ def test_exclude(graph) -> None:
         ("colour:red", "unknown selection method 'colour'"),
         ("tag:", "needs a value"),
         ("a,,b", "empty criterion"),
-        ("@+orders", "cannot"),
+        ("@orders+", "cannot"),
+        ("resource_type:table", "invalid resource_type"),
+        ("state:modified", "--state"),
+        ("source:a.b.c.d", "invalid source selector"),
+        ("version:newest", "invalid version selector"),
+        ("test_type:bogus", "invalid test_type selector"),
     ],
 )
 def test_bad_expressions_say_why(graph, expression: str, message: str) -> None:
