@@ -119,7 +119,7 @@ def main() -> None:
         graph = asset_graph(loaded, {"retries": 1}, with_ingestion=False)
         graph_at = time.perf_counter()
         plan = plan_run(graph, None)
-        tasks = mirrored_tasks(plan, loaded)
+        tasks = mirrored_tasks(plan)
         policies = node_policies(plan, loaded, None)
         selected = select(graph, "tag:a+ staging.*,config.materialized:table")
         seconds = time.perf_counter() - start

@@ -31,6 +31,17 @@ TargetOpt = Annotated[
 ]
 DbtProject = Annotated[Path | None, typer.Option("--dbt-project", help="A dbt project to run instead of dbt_project/.")]
 ProfilesDir = Annotated[Path | None, typer.Option("--profiles-dir", help="Folder holding profiles.yml.")]
+VarsOpt = Annotated[
+    str | None,
+    typer.Option("--vars", help="dbt vars as YAML or JSON, as dbt takes them: '{load_source_data: true}'."),
+]
+SelectOpt = Annotated[
+    list[str] | None,
+    typer.Option("--select", "-s", help="dbt selection (repeatable; several values are a union), as dbt's -s."),
+]
+ExcludeOpt = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Selection to leave out (repeatable), as dbt's --exclude.")
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -54,14 +65,27 @@ def _target(project: Project, name: str | None):
         raise _fail(str(exc)) from None
 
 
-def _graph(project: Project, resolved):
-    """Parse the dbt project and build its asset graph (errors printed, not raised)."""
+def _options(vars_text: str | None, **flags):
+    """The run's dbt flags from the command line (a malformed ``--vars`` is printed, not raised)."""
+    from orchestration import dbt_executor
+
+    try:
+        return dbt_executor.DbtOptions(vars=dbt_executor.DbtOptions.parse_vars(vars_text), **flags)
+    except dbt_executor.DbtVarsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _graph(project: Project, resolved, options=None):
+    """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised)."""
+    from assets import DuplicateAssetError, ManifestError
+    from assets.dag import CycleError
     from orchestration import dbt_executor
     from orchestration.plan import asset_graph
 
+    options = options or dbt_executor.NO_OPTIONS
     with console.status("parsing the dbt project"):
         try:
-            manifest = dbt_executor.parse(project, resolved)
+            manifest = dbt_executor.parse(project, resolved, options)
         except dbt_executor.DbtInvocationError as exc:
             raise _fail(str(exc)) from None
     from orchestration.python_assets import PythonAssetError, load_python_assets
@@ -80,18 +104,21 @@ def _graph(project: Project, resolved):
             python_specs,
             project.suites_dir,
         )
-    except SuiteError as exc:
+    except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:
         raise _fail(str(exc)) from None
 
 
-def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude):
-    """Project, target, graph and the selected keys, for the commands that list assets."""
-    from assets import SelectionError, select
+def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude, vars_text=None):
+    """Project, target, graph, the selected node ids and their assets, for the commands that list."""
+    from assets import SelectionError
+    from assets.selection import select_nodes
 
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
-    graph = _graph(project, resolved)
+    graph = _graph(project, resolved, _options(vars_text))
     try:
-        return project, resolved, graph, select(graph, selection, exclude)
+        nodes = select_nodes(graph, selection, exclude)
     except SelectionError as exc:
         raise _fail(str(exc)) from None
+    keys = {k for uid in nodes if (k := graph.nodes[uid].asset_key) is not None and k in graph.specs}
+    return project, resolved, graph, nodes, keys

@@ -8,34 +8,64 @@ import typer
 
 from orchestration._cli_common import (
     DbtProject,
+    ExcludeOpt,
     ProfilesDir,
     ProjectDir,
+    SelectOpt,
     TargetOpt,
+    VarsOpt,
+    _fail,
     _selected,
     app,
     console,
 )
 
+SelectionArg = Annotated[
+    list[str] | None, typer.Argument(help="dbt selection (a union of the words), plus kind:, key: and layer:.")
+]
+
+
+def _union(positional: list[str] | None, option: list[str] | None) -> list[str]:
+    return [*(positional or []), *(option or [])]
+
 
 @app.command()
 def assets(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection, plus kind: and group:.")] = None,
-    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
+    selection: SelectionArg = None,
+    select: SelectOpt = None,
+    exclude: ExcludeOpt = None,
+    output: Annotated[str, typer.Option(help="table, or json: one line per selected node, as `dbt ls`.")] = "table",
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
-    """List the assets of the graph: key, kind, group, upstream count."""
+    """List the assets of the graph: key, kind, layer, upstream count, checks, staleness; or (--output json) every
+    node the selection picks, tests included, with the nodes `dbt ls --select` lists."""
+    import json
+
     from rich.table import Table
 
     from assets.run_log import stale_reasons
     from orchestration.run_log import RunLog
 
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude)
+    if output not in ("table", "json"):
+        raise _fail(f"--output {output}: use table or json")
+    project, resolved, graph, nodes, chosen = _selected(
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), exclude, vars
+    )
+    if output == "json":
+        checks = graph.checks_by_id()
+        for uid in sorted(nodes):
+            node = graph.nodes[uid]
+            name = checks[uid].id if uid in checks else node.label
+            line = {"unique_id": uid, "resource_type": node.resource_type, "name": name}
+            print(json.dumps(line))
+        return
     stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest()[1])
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
-    for column in ("key", "kind", "group", "upstream", "checks", "stale"):
+    for column in ("key", "kind", "layer", "upstream", "checks", "stale"):
         table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
     for key in graph.toposorted():
         if key in chosen:
@@ -43,18 +73,23 @@ def assets(
             table.add_row(
                 str(key),
                 spec.kind.value,
-                spec.group,
+                spec.layer,
                 str(len(spec.deps)),
                 str(len(graph.checks_for(key))),
                 f"[yellow]{stale[key]}[/]" if key in stale else "",
             )
     console.print(table)
+    tests = sum(1 for uid in nodes if graph.nodes[uid].is_test)
+    if tests:
+        console.print(f"and {tests} test(s) selected with them (`headwater checks` lists them with their results)")
 
 
 @app.command()
 def status(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
+    selection: SelectionArg = None,
+    select: SelectOpt = None,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -66,7 +101,9 @@ def status(
     from orchestration.console import styled
     from orchestration.run_log import RunLog
 
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
+    project, resolved, graph, _, chosen = _selected(
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars
+    )
     run_log = RunLog.for_target(project, resolved)
     latest, successful = run_log.latest()
     checks = run_log.latest_checks()
@@ -75,7 +112,7 @@ def status(
     for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "checks", "stale"):
         table.add_column(column)
     for key in graph.toposorted():
-        if key not in chosen or not graph.specs[key].kind.is_materializable:
+        if key not in chosen or not graph.specs[key].builds:
             continue
         record = latest.get(str(key))
         table.add_row(
@@ -103,36 +140,43 @@ def _check_summary(statuses: list[str]) -> str:
 
 @app.command()
 def checks(
-    selection: Annotated[
-        str | None, typer.Argument(help="dbt-style selection of assets (default: everything).")
-    ] = None,
+    selection: SelectionArg = None,
+    select: SelectOpt = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only checks whose last result was not a pass.")] = False,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
-    """Every check on the selected assets (dbt tests, GX expectations, freshness, quarantine) and its last result."""
+    """Every selected check (dbt tests, unit tests, GX expectations, freshness, quarantine) and its last result:
+    the tests the selection picks (as dbt's), the other checks of the selected assets, and tests on no asset."""
     from rich.table import Table
 
     from orchestration.console import styled
     from orchestration.run_log import RunLog
 
-    project, resolved, graph, chosen = _selected(project_dir, dbt_project, profiles_dir, target, selection, None)
+    narrowed = bool(selection or select)
+    project, resolved, graph, nodes, chosen = _selected(
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars
+    )
     latest = RunLog.for_target(project, resolved).latest_checks()
     table = Table(title=f"Checks on {resolved.name}")
     for column in ("asset", "check", "kind", "severity", "last", "rows", "when", "detail"):
         table.add_column(column, overflow="fold", justify="right" if column == "rows" else "left")
     shown = 0
-    for check in sorted(graph.checks, key=lambda c: (str(c.asset_key), c.name)):
-        if check.asset_key not in chosen:
+    for check in sorted(graph.checks, key=lambda c: (c.subject, c.name)):
+        if check.unique_id in graph.nodes:
+            if check.unique_id not in nodes:
+                continue
+        elif check.asset_key not in chosen and (narrowed or check.asset_key is not None):
             continue
-        record, ended = latest.get((str(check.asset_key), check.name), (None, None))
+        record, ended = latest.get((check.subject, check.name), (None, None))
         if failed and (record is None or record.status in ("pass", "success")):
             continue
         shown += 1
         table.add_row(
-            str(check.asset_key),
+            check.subject,
             check.name,
             check.kind,
             check.severity.value,

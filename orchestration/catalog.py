@@ -98,7 +98,7 @@ def asset_document(
     return {
         "key": str(key),
         "kind": spec.kind.value,
-        "group": spec.group,
+        "layer": spec.layer,
         "description": spec.description,
         "owners": list(spec.owners),
         "tags": sorted(spec.tags),
@@ -118,7 +118,7 @@ def asset_document(
         "checks": checks,
         "check_status": _worst([c["status"] for c in checks]),
         "freshness": _freshness(record, checks, now),
-        "stale": stale.get(key) if spec.kind.is_materializable else None,
+        "stale": stale.get(key) if spec.builds else None,
         "warehouse_rows": state.rows.get(str(key)),
         "docs": (docs or {}).get(str(key)),
     }
@@ -139,7 +139,7 @@ def graph_document(graph: AssetGraph, state: RunState) -> dict[str, Any]:
     nodes = []
     now = datetime.now(UTC)
     stale = stale_reasons(graph, state.successful)
-    for key in sorted(graph.toposorted(), key=lambda k: (depth[k], graph.specs[k].group, str(k))):
+    for key in sorted(graph.toposorted(), key=lambda k: (depth[k], graph.specs[k].layer, str(k))):
         document = asset_document(graph, key, state, now, stale)
         column = depth[key]
         row = rows_in_column.get(column, 0)
@@ -148,7 +148,7 @@ def graph_document(graph: AssetGraph, state: RunState) -> dict[str, Any]:
             {
                 "key": document["key"],
                 "kind": document["kind"],
-                "group": document["group"],
+                "layer": document["layer"],
                 "status": (document["materialization"] or {}).get("status"),
                 "checks": len(document["checks"]),
                 "check_status": document["check_status"],
@@ -181,7 +181,7 @@ def create_app(
 
     app = FastAPI(title="Headwater asset catalog", docs_url="/api/docs", redoc_url=None)
     has_docs = docs_dir is not None and (docs_dir / "index.html").exists()
-    tables = [str(k) for k in graph.toposorted() if graph.specs[k].kind.is_materializable]
+    tables = [str(k) for k in graph.toposorted() if graph.specs[k].builds]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:

@@ -128,6 +128,15 @@ class RunChecks:
         finally:
             runner.close()  # DuckDB: dbt needs the file next
 
+    def not_run(self, keys: Iterable[AssetKey], reason: str) -> None:
+        """Every GX check of ``keys`` that has no result yet is skipped with ``reason`` (its asset was not built),
+        so that each selected check is accounted for."""
+        done = {o.check.unique_id for o in self.outcomes}
+        for check in self._checks(keys, "gx"):
+            if check.unique_id not in done:
+                self.mirror.finish(check.unique_id, Outcome.SKIPPED, reason)
+                self.outcomes.append(CheckOutcome(check, "skipped", None, reason, attempts=0))
+
     def _runner(self) -> SuiteRunner:
         if self._gx is None:
             from quality.gx_runner import SuiteRunner, Warehouse

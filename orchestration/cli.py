@@ -13,10 +13,14 @@ import typer
 
 from orchestration._cli_common import (
     DbtProject,
+    ExcludeOpt,
     ProfilesDir,
     ProjectDir,
+    SelectOpt,
     TargetOpt,
+    VarsOpt,
     _fail,
+    _options,
     _project,
     _target,
     app,
@@ -146,7 +150,7 @@ def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
 
 def _run_flow(project: Project, resolved, **parameters) -> None:
     """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed."""
-    from orchestration.console import RichReporter, summary_tables
+    from orchestration.console import RichReporter, dbt_status_line, summary_tables
     from orchestration.materialize import materialize_flow
     from orchestration.progress import set_reporter
 
@@ -171,12 +175,10 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
         raise _fail(f"the run failed: {report or state.message}")
     for table in summary_tables(report):
         console.print(table)
-    failures: dict[str, list[str]] = {}
-    for result in report.failed:  # the table cuts long messages: each distinct one in full, once
-        failures.setdefault(result.message, []).append(result.key)
-    for message, keys in list(failures.items())[:5]:
-        shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
-        console.print(f"[red]failed[/] {shown}: {message}")
+    line = dbt_status_line(report)
+    if line:
+        console.print(line, highlight=False)
+    _print_failures(report)
     for message in report.mirror_errors[:5]:
         console.print(f"[yellow]recording:[/] {message}")
     if report.warehouse_error:
@@ -205,6 +207,29 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
             "`headwater retry` re-runs only the failed and skipped assets"
         )
     _finish(report, 0 if report.ok else 1)
+
+
+def _print_failures(report) -> None:
+    """Every final failure on its own line (assets, hooks, checks), grouped by message when many share one, so
+    that the list fits a screen; each line names the node and the first line of its error."""
+    from orchestration.console import first_lines
+
+    lines: dict[str, list[str]] = {}
+    for result in sorted(report.failed, key=lambda r: r.key):
+        lines.setdefault(f"{result.kind}: {first_lines(result.message) or 'failed'}", []).append(result.key)
+    for check in sorted(report.failed_checks, key=lambda c: c.check.id):
+        detail = first_lines(check.message) or f"{check.failures or 0} failing rows"
+        lines.setdefault(f"{check.check.kind} {check.status}: {detail}", []).append(check.check.id)
+    shown = 0
+    for message, names in lines.items():
+        if shown >= 12:
+            console.print(
+                f"[red]... and {len(lines) - shown} more failure message(s): `headwater status` lists them[/]"
+            )
+            break
+        listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        console.print(f"[red]failed[/] {listed} ({message})", highlight=False)
+        shown += 1
 
 
 def _finish(report, code: int) -> None:
@@ -261,11 +286,28 @@ def main() -> None:
     app()
 
 
+SelectionArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="dbt selection (default: everything); several words are a union, as after dbt's -s."),
+]
+FullRefresh = Annotated[
+    bool, typer.Option("--full-refresh", help="Rebuild incremental models and seeds from scratch (dbt's flag).")
+]
+Threads = Annotated[int | None, typer.Option(help="dbt threads (default: the profile's), as dbt's --threads.")]
+
+
 @app.command()
 def materialize(
-    selection: Annotated[str | None, typer.Argument(help="dbt-style selection (default: everything).")] = None,
-    exclude: Annotated[str | None, typer.Option(help="Selection to leave out.")] = None,
+    selection: SelectionArg = None,
+    select: SelectOpt = None,
+    exclude: ExcludeOpt = None,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
+    full_refresh: FullRefresh = False,
+    threads: Threads = None,
+    indirect_selection: Annotated[
+        str, typer.Option(help="Tests selected with their models: eager, cautious, buildable, empty (dbt's).")
+    ] = "eager",
     retries: Annotated[
         int | None, typer.Option(help="Retry budget for every model (overrides meta and defaults).")
     ] = None,
@@ -279,15 +321,20 @@ def materialize(
     """The main job: ingest with dlt, build with dbt, run the checks, as one Prefect flow."""
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
+    options = _options(vars, full_refresh=full_refresh, threads=threads)
     if project.is_headwater_dbt_project:
         ensure_demo(project)
     _run_flow(
         project,
         resolved,
-        selection=selection,
-        exclude=exclude,
+        selection=[*(selection or []), *(select or [])] or None,
+        exclude=exclude or None,
         retries=retries,
         retry_delay=retry_delay,
+        vars=dict(options.vars),
+        full_refresh=full_refresh,
+        threads=threads,
+        indirect_selection=indirect_selection,
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
@@ -296,12 +343,18 @@ def materialize(
 @app.command()
 def retry(
     target: TargetOpt = None,
+    vars: Annotated[str | None, typer.Option("--vars", help="dbt vars (default: the last run's).")] = None,
+    full_refresh: Annotated[
+        bool | None, typer.Option("--full-refresh/--no-full-refresh", help="Default: as the last run.")
+    ] = None,
+    threads: Threads = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
     """Re-run only the assets that failed or were skipped in the last run on the target, with the assets whose
-    blocking checks failed (re-materialized and re-checked, so a still-failing check keeps blocking)."""
+    blocking checks failed (re-materialized and re-checked, so a still-failing check keeps blocking), with the
+    last run's vars and flags unless given."""
     from orchestration.run_log import RunLog
 
     project = _project(project_dir, dbt_project, profiles_dir)
@@ -310,45 +363,98 @@ def retry(
     last = log.last_run(resolved.name)
     if last is None:
         raise _fail(f"no run recorded on target {resolved.name}; run `headwater materialize` first")
+    flags = last.get("flags") or {}
+    options = _options(vars) if vars is not None else _options(None)
+    run_vars = dict(options.vars) if vars is not None else dict(last.get("vars") or {})
     if last.get("ended_at") is None:
-        todo = _unfinished(project, resolved, log, last)
+        todo, checks_todo = _unfinished(project, resolved, log, last, run_vars), []
     else:
-        todo = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
-        blocking = {
-            c.asset_key
-            for c in log.check_records(last["run_id"])
-            if c.severity == "error" and c.status in ("fail", "error")
+        graph = _retry_graph(project, resolved, run_vars)
+        failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
+        records = log.check_records(last["run_id"])
+        by_subject = {(c.subject, c.name): c for c in graph.checks}
+        checks_todo = sorted(
+            by_subject[(c.asset_key, c.check_name)].unique_id
+            for c in records
+            if c.status in ("fail", "error")
+            and (c.asset_key, c.check_name) in by_subject
+            and (c.severity == "error" or by_subject[(c.asset_key, c.check_name)].kind in ("dbt_test", "unit_test"))
+        )
+        blocking = {c.asset_key for c in records if c.severity == "error" and c.status in ("fail", "error")}
+        tested = {
+            by_subject[(c.asset_key, c.check_name)].subject
+            for c in records
+            if (c.asset_key, c.check_name) in by_subject
+            and by_subject[(c.asset_key, c.check_name)].unique_id in checks_todo
         }
-        todo = sorted(todo | blocking)
-    if not todo:
-        console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets")
+        todo = sorted(k for k in failed | blocking | tested if _is_key(graph, k))
+        hooks = sorted(k for k in failed if not _is_key(graph, k))
+        if hooks:
+            console.print(f"[yellow]{', '.join(hooks)} failed last time[/]: hooks run again with every dbt invocation")
+    if not todo and not checks_todo:
+        console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets or failed checks")
         return
+    shown = [*todo, *(c for c in checks_todo)]
     console.print(
-        f"retrying {len(todo)} asset(s) of run {last['run_id']}: {', '.join(todo[:10])}{' ...' if len(todo) > 10 else ''}"
+        f"retrying {len(shown)} asset(s) and check(s) of run {last['run_id']}: "
+        f"{', '.join(shown[:10])}{' ...' if len(shown) > 10 else ''}"
     )
     _run_flow(
         project,
         resolved,
-        selection=" ".join(f"key:{k}" for k in todo),
+        selection=[*(f"key:{k}" for k in todo), *_check_selectors(project, resolved, checks_todo, run_vars)],
         exclude=None,
         retries=None,
+        vars=run_vars,
+        full_refresh=flags.get("full_refresh", False) if full_refresh is None else full_refresh,
+        threads=threads if threads is not None else flags.get("threads"),
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
 
 
-def _unfinished(project: Project, resolved, log, last: dict) -> list[str]:
-    """The assets a run that never finished (killed, crashed) selected but did not complete."""
-    from assets import SelectionError, select
+def _is_key(graph, text: str) -> bool:
+    from assets import AssetKey
+
+    try:
+        return AssetKey.parse(text) in graph.specs
+    except ValueError:
+        return False
+
+
+def _retry_graph(project: Project, resolved, run_vars: dict):
+    from orchestration import dbt_executor
     from orchestration._cli_common import _graph
 
-    graph = _graph(project, resolved)
+    return _graph(project, resolved, dbt_executor.DbtOptions(vars=run_vars))
+
+
+def _check_selectors(project: Project, resolved, check_ids: list[str], run_vars: dict) -> list[str]:
+    """dbt selectors for failed tests that belong to no asset that is retried (a test on no asset): by test name."""
+    graph = _retry_graph(project, resolved, run_vars)
+    selectors = []
+    for uid in check_ids:
+        node = graph.nodes.get(uid)
+        check = graph.checks_by_id().get(uid)
+        if node is None or check is None or check.asset_key is not None:
+            continue  # a test on an asset reruns with the asset (indirect selection)
+        selectors.append(f"{node.package}.{node.name}" if node.package else node.name)
+    return selectors
+
+
+def _unfinished(project: Project, resolved, log, last: dict, run_vars: dict) -> list[str]:
+    """The assets a run that never finished (killed, crashed) selected but did not complete."""
+    from assets import SelectionError
+    from orchestration.plan import plan_run
+
+    graph = _retry_graph(project, resolved, run_vars)
+    indirect = (last.get("flags") or {}).get("indirect_selection") or "eager"
     try:
-        selected = select(graph, last.get("selection"), last.get("exclude"))
+        plan = plan_run(graph, last.get("selection"), last.get("exclude"), indirect=indirect)
     except SelectionError as exc:
         raise _fail(f"run {last['run_id']} did not finish and its selection no longer parses: {exc}") from None
     done = {m.asset_key for m in log.materializations(last["run_id"]) if m.status == "success"}
-    todo = sorted(str(k) for k in selected if graph.specs[k].kind.is_materializable and str(k) not in done)
+    todo = sorted(str(k) for k in plan.selected if graph.specs[k].builds and str(k) not in done)
     console.print(
         f"[yellow]run {last['run_id']} did not finish[/] (killed or crashed): {len(done)} asset(s) completed "
         f"before it stopped and are kept; {len(todo)} left to run"
@@ -361,18 +467,22 @@ def docs(
     serve: Annotated[bool, typer.Option("--serve", help="Serve the docs on localhost after generating them.")] = False,
     port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
+    dbt_project: DbtProject = None,
+    profiles_dir: ProfilesDir = None,
 ) -> None:
     """dbt docs from the dlt tables onwards, with each asset's check results and column lineage; --serve to browse."""
     from orchestration import dbt_executor
     from orchestration.docs import generate_docs
     from orchestration.docs import serve as serve_folder
 
-    project = _project(project_dir)
+    project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
+    options = _options(vars)
     try:
         with console.status("dbt docs generate"):
-            result = generate_docs(project, resolved)
+            result = generate_docs(project, resolved, options)
     except dbt_executor.DbtInvocationError as exc:
         raise _fail(str(exc)) from None
     console.print(f"docs written to {result.folder / 'index.html'}")

@@ -57,8 +57,29 @@ _STATUS_STYLE = {
 }
 
 
+def first_lines(message: str, limit: int = 300) -> str:
+    """The headline of an error: dbt's first line names the node ("Runtime Error in model x (path)"), the next
+    line says what went wrong, so both, on one line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = lines[0] if len(lines) == 1 or len(lines[0]) > 120 else f"{lines[0]}: {lines[1]}"
+    return text[:limit]
+
+
 def styled(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def dbt_status_line(report) -> str | None:
+    """dbt's own end-of-run line over the final status of every node dbt ran, hooks included."""
+    if not report.dbt_statuses:
+        return None
+    c = report.dbt_counts()
+    return (
+        f"dbt: PASS={c['pass']} WARN={c['warn']} ERROR={c['error']} SKIP={c['skip']} NO-OP={c['no-op']} "
+        f"TOTAL={c['total']}"
+    )
 
 
 def summary_tables(report) -> list[Table]:  # report: orchestration.report.MaterializeReport
@@ -93,7 +114,7 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
         for column in ("asset", "status", "attempts", "error"):
             detail.add_column(column)
         for result in sorted(retried, key=lambda r: r.key):
-            detail.add_row(result.key, styled(result.status), str(result.attempts), result.message[:120])
+            detail.add_row(result.key, styled(result.status), str(result.attempts), first_lines(result.message, 160))
         tables.append(detail)
     if report.checks:
         by_kind = Table(title="Checks")
@@ -105,19 +126,21 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
             counts = [sum(1 for c in report.checks if c.check.kind == kind and c.status == s) for s in statuses]
             by_kind.add_row(kind, *[str(n) for n in counts])
         tables.append(by_kind)
-    problems = [c for c in report.checks if c.status not in ("pass", "success")]
+    # skipped checks are counted above; listing each would push the failures off the screen
+    problems = [c for c in report.checks if c.status not in ("pass", "success", "skipped")]
+    problems.sort(key=lambda c: (not c.failed, c.check.id))  # failures first: they are what the reader needs
     if problems:
         checks = Table(title="Checks that did not pass")
         for column in ("asset", "check", "severity", "status", "rows", "detail"):
             checks.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
         for result in problems:
             checks.add_row(
-                str(result.check.asset_key),
+                result.check.subject,
                 result.check.name,
                 result.check.severity.value,
                 styled(result.status),
                 "" if result.failures is None else str(result.failures),
-                result.message[:100],
+                first_lines(result.message, 160),
             )
         tables.append(checks)
     if report.alerts_sent or report.alert_errors:

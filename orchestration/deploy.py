@@ -52,7 +52,9 @@ def load_deployments(path: Path) -> list[DeploymentSpec]:
     if not path.exists():
         raise DeployConfigError(f"{path}: no prefect.yaml; `headwater deploy` registers the deployments it declares")
     document = yaml.safe_load(path.read_text()) or {}
-    known = {"selection", "exclude", "target", "retries", "retry_delay", "full_refresh"}
+    known = {
+        "selection", "exclude", "target", "retries", "retry_delay", "full_refresh", "vars", "threads", "indirect_selection",
+    }  # fmt: skip
     problems: list[str] = []
     specs = []
     for index, entry in enumerate(document.get("deployments") or [], start=1):

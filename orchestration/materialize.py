@@ -6,7 +6,6 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,20 +15,20 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind, SelectionError, Severity
-from assets.checks import blocked_by, gate_stages
+from assets import AssetKey, AssetKind, SelectionError
+from assets.checks import blocked_by
 from orchestration import dbt_executor
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
-from orchestration.engine import DbtSegment, WarehouseLost, lost_connection
+from orchestration.dbt_stages import bad_assets, build_dbt
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
-from orchestration.report import AssetResult, MaterializeReport, alerts_for, dbt_check_outcomes, records
+from orchestration.report import AssetResult, MaterializeReport, alerts_for, records
 from orchestration.run_log import RunLog
-from orchestration.run_tasks import mirrored_tasks, node_policies
+from orchestration.run_tasks import mirrored_tasks
 from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
 from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import Outcome, TaskRunMirror
@@ -128,149 +127,10 @@ def _ingest(
     progress.done()
 
 
-def _skip(plan: RunPlan, keys: Iterable[AssetKey], reasons: dict[AssetKey, str], mirror, report) -> None:
-    now = datetime.now(UTC)
-    for key in sorted(keys):
-        spec = plan.graph.specs[key]
-        mirror.finish(spec.unique_id, Outcome.SKIPPED, reasons[key], now)
-        report.assets[str(key)] = AssetResult(
-            str(key), spec.kind.value, "skipped", 0, None, None, message=reasons[key], node_id=spec.unique_id
-        )
-        report.blocked[str(key)] = reasons[key]
-
-
-def _build(
-    project: Project,
-    target: Target,
-    plan: RunPlan,
-    manifest: dict[str, Any],
-    mirror: TaskRunMirror,
-    report: MaterializeReport,
-    checks: RunChecks,
-    *,
-    retries: int | None,
-    retry_delay: float | None = None,
-    whole_project: bool,
-    full_refresh: bool = False,
-    checkpoints: Checkpoints | None = None,
-) -> None:
-    """Build the plan's dbt nodes, stage by stage, with the GX suites of each stage's models between stages.
-
-    A blocking check (failed raw load, error-severity dbt test, GX expectation, freshness, quarantine) skips
-    exactly the downstream of the asset it checks; dbt gates on its own tests inside a build, and a stage
-    boundary is cut after every model whose GX suite can block a selected downstream model.
-    """
-    graph = plan.graph
-    failed_raw = [AssetKey.parse(k) for k, r in report.assets.items() if r.status == "failed"]
-    reasons: dict[AssetKey, str] = {k: "an upstream raw table failed to load" for k in graph.downstream(failed_raw)}
-    reasons.update({k: v for k, v in blocked_by(graph, checks.outcomes).items() if k not in reasons})
-    dbt_keys = set(plan.dbt_keys)
-    gates = {
-        key
-        for key in plan.dbt_keys
-        if any(c.kind == "gx" and c.severity is Severity.ERROR for c in graph.checks_for(key))
-        and graph.downstream([key]) & dbt_keys
-    }
-    stages = gate_stages(graph, plan.dbt_keys, gates)
-    by_id = graph.by_unique_id()
-    segment = DbtSegment(
-        project,
-        target,
-        manifest,
-        mirror,
-        node_policies(plan, manifest, retries, retry_delay),
-        on_progress=lambda uid, status: _node_done(uid, status, progress, checkpoints, by_id, segment),
-    )
-    if len(stages) > 1:
-        segment.extra = ("--indirect-selection", "buildable")  # a test waits for the stage that builds its parents
-    if full_refresh:
-        segment.extra = (*segment.extra, "--full-refresh")
-    progress = reporter()
-    progress.phase("dbt build", total=len(plan.dbt_keys) + plan.dbt_check_count)
-    outcomes: dict = {}
-    try:
-        for number, stage in enumerate(stages):
-            skipped = [k for k in stage if k in reasons]
-            _skip(plan, skipped, reasons, mirror, report)
-            keys = tuple(k for k in stage if k not in reasons)
-            if not keys:
-                continue
-            raw = plan.selected - dbt_keys if number == 0 else frozenset()
-            sub = RunPlan(graph=graph, selected=raw | set(keys), ingest=plan.ingest, dbt_keys=keys)
-            whole = whole_project and len(stages) == 1 and not reasons
-            outcomes = segment.run(None if whole else sub.dbt_selectors)
-            _record_dbt(plan, outcomes, report)
-            built = [k for k in keys if report.assets.get(str(k)) and report.assets[str(k)].status == "success"]
-            checks.suites(built)
-            for key, reason in blocked_by(graph, checks.outcomes).items():
-                reasons.setdefault(key, reason)
-    except WarehouseLost as exc:
-        report.warehouse_error = _warehouse_error(target, str(exc))
-        _record_dbt(plan, segment.outcomes, report)  # what the invocations before the outage did
-        _not_built(plan, report, mirror, f"not built: {report.warehouse_error}")
-        outcomes = segment.outcomes
-    finally:
-        progress.done()
-    lost = [lost_connection(r.message) for r in report.failed if r.kind != AssetKind.DLT.value]
-    if not report.warehouse_error and any(lost):
-        report.warehouse_error = _warehouse_error(target, next(m for m in lost if m))
-    report.rounds = segment.rounds
-    report.checks = dbt_check_outcomes(graph, outcomes)
-
-
-def _warehouse_error(target: Target, reason: str) -> str:
-    where = f"{target.config.get('host')}:{target.config.get('port')}" if target.type != "duckdb" else target.name
-    return f"the {target.name} warehouse stopped answering during the run ({where}: {reason})"
-
-
-def _not_built(plan: RunPlan, report: MaterializeReport, mirror: TaskRunMirror, message: str) -> None:
-    """Every dbt asset of the plan that has no result yet fails with ``message``."""
-    now = datetime.now(UTC)
-    for key in plan.dbt_keys:
-        if str(key) in report.assets:
-            continue
-        spec = plan.graph.specs[key]
-        mirror.finish(spec.unique_id, Outcome.FAILED, message, now)
-        report.assets[str(key)] = AssetResult(
-            str(key), spec.kind.value, "failed", 0, None, None, message=message, node_id=spec.unique_id
-        )
-
-
-def _node_done(uid: str, status: str, progress: Any, checkpoints: Checkpoints | None, by_id: dict, segment) -> None:
-    progress.advance(uid.split(".", 2)[-1])
-    key = by_id.get(uid)
-    if checkpoints and key is not None and status == "success":
-        outcome = segment.outcomes.get(uid)
-        checkpoints.success(key, outcome.started_at if outcome else None, outcome.ended_at if outcome else None)
-
-
-def _record_dbt(plan: RunPlan, outcomes: dict, report: MaterializeReport) -> None:
-    by_id = plan.graph.by_unique_id()
-    for uid, outcome in outcomes.items():
-        key = by_id.get(uid)
-        if key is None:
-            continue
-        status = "success" if outcome.succeeded else ("failed" if outcome.failed else outcome.status)
-        report.assets[str(key)] = AssetResult(
-            str(key),
-            plan.graph.specs[key].kind.value,
-            status,
-            outcome.attempts,
-            outcome.started_at,
-            outcome.ended_at,
-            rows=outcome.rows,
-            message=outcome.message if outcome.failed else _SKIPPED_BY_DBT if status == "skipped" else "",
-            node_id=uid,
-        )
-
-
-_SKIPPED_BY_DBT = "skipped by dbt: an upstream node or error-severity test failed"
-
-
 @flow(name="headwater-materialize", validate_parameters=False)
 def materialize_flow(
-    selection: str | None = None,
-    exclude: str | None = None,
+    selection: str | list[str] | None = None,
+    exclude: str | list[str] | None = None,
     target: str | None = None,
     project_dir: str | None = None,
     dbt_project: str | None = None,
@@ -278,12 +138,17 @@ def materialize_flow(
     retries: int | None = None,
     full_refresh: bool = False,
     retry_delay: float | None = None,
+    vars: dict[str, Any] | str | None = None,
+    threads: int | None = None,
+    indirect_selection: str = "eager",
 ):
     """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
 
-    ``full_refresh`` rebuilds incremental models from scratch (dbt's ``--full-refresh``). A deployment's run
-    holds the target's global concurrency slot (``headwater-target-<target>``, created by ``headwater deploy``)
-    for its whole length, so runs of different deployments on one target wait for each other.
+    ``selection``/``exclude`` are dbt selection expressions (one, or several as a union); ``vars``,
+    ``full_refresh``, ``threads`` and ``indirect_selection`` mean what dbt's flags of those names mean (``vars``
+    as a mapping or YAML text). A deployment's run holds the target's global concurrency slot
+    (``headwater-target-<target>``, created by ``headwater deploy``) for its whole length, so runs of different
+    deployments on one target wait for each other.
     """
     project = Project.discover(
         Path(project_dir) if project_dir else None,
@@ -297,9 +162,16 @@ def materialize_flow(
 
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
     try:
+        options = dbt_executor.DbtOptions(
+            vars=vars if isinstance(vars, dict) else dbt_executor.DbtOptions.parse_vars(vars),
+            full_refresh=full_refresh,
+            threads=threads,
+        )
         with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
-            return _materialize(project, resolved, selection, exclude, retries, full_refresh, retry_delay)
-    except (TargetBusy, WarehouseUnreachable, SelectionError) as exc:
+            return _materialize(
+                project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection
+            )
+    except (TargetBusy, WarehouseUnreachable, SelectionError, dbt_executor.DbtVarsError) as exc:
         # the user's to fix, not a crash: a Failed state with the message, no traceback in the log
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data=exc)
@@ -313,11 +185,12 @@ def target_lock_name(target: str) -> str:
 def _materialize(
     project: Project,
     resolved: Target,
-    selection: str | None,
-    exclude: str | None,
+    selection: str | list[str] | None,
+    exclude: str | list[str] | None,
     retries: int | None,
-    full_refresh: bool,
-    retry_delay: float | None = None,
+    retry_delay: float | None,
+    options: dbt_executor.DbtOptions,
+    indirect: str,
 ):
     if project.is_headwater_dbt_project:
         day = project.ensure_demo()  # the demo's inputs stand in for production sources
@@ -325,21 +198,32 @@ def _materialize(
             get_run_logger().warning("demo inputs were missing: created them at %s (day %s)", project.data_dir, day)
     progress = reporter()
     progress.phase("prepare manifest", total=None)
-    manifest = dbt_executor.parse(project, resolved)
+    manifest = dbt_executor.parse(project, resolved, options)
     defaults = dbt_executor.project_defaults(project)
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
     graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir)
-    plan = plan_run(graph, selection, exclude)
+    plan = plan_run(graph, selection, exclude, indirect=indirect)
     progress.done()
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
-    report = MaterializeReport(run_id=run_id, target=resolved.name, selection=selection, exclude=exclude)
+    shown_selection, shown_exclude = _joined(selection), _joined(exclude)
+    flags = {**options.recorded(), "indirect_selection": indirect, "retries": retries, "retry_delay": retry_delay}
+    report = MaterializeReport(
+        run_id=run_id,
+        target=resolved.name,
+        selection=shown_selection,
+        exclude=shown_exclude,
+        vars=dict(options.vars),
+        flags=flags,
+    )
     run_log = RunLog.for_target(project, resolved)
-    run_log.start_run(run_id, resolved.name, selection, exclude, datetime.now(UTC))
+    run_log.start_run(
+        run_id, resolved.name, shown_selection, shown_exclude, datetime.now(UTC), vars=dict(options.vars), flags=flags
+    )
     router: AlertRouter = load_router(alerts_file(project.root))
     flow_run_id = flow_run.get_id()
-    mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan, manifest))
+    mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan))
     checks = RunChecks(project, resolved, graph, mirror)
     checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
     try:
@@ -347,31 +231,30 @@ def _materialize(
             _ingest(project, resolved, plan, mirror, report, checks, checkpoints)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
-                manifest = dbt_executor.parse(project, resolved)
+                manifest = dbt_executor.parse(project, resolved, options)
                 graph = asset_graph(
                     manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir
                 )
-                plan = plan_run(graph, selection, exclude)
+                plan = plan_run(graph, selection, exclude, indirect=indirect)
                 checks.graph = checkpoints.graph = graph
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites
         checks.freshness(plan.freshness_keys)
         checks.suites(k for k in plan.selected if _landed(report, k))
-        _build(
+        build_dbt(
             project,
             resolved,
             plan,
-            manifest,
             mirror,
             report,
             checks,
             retries=retries,
             retry_delay=retry_delay,
-            whole_project=not (selection or exclude),
-            full_refresh=full_refresh,
+            options=options,
             checkpoints=checkpoints,
         )
+        checks.not_run(plan.selected, "not run: its asset was not materialized in this run")
         report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
-        for key, reason in blocked_by(plan.graph, report.checks).items():
+        for key, reason in blocked_by(plan.graph, report.checks, bad_assets(report)).items():
             report.blocked.setdefault(str(key), reason)
         run_python_assets(plan, python_assets, mirror, report, resolved)
     finally:
@@ -409,16 +292,23 @@ class MaterializeFailed(Exception):
     def __init__(self, report: MaterializeReport) -> None:
         self.report = report
         failed = sorted(r.key for r in report.failed)
-        blocking = sorted(c.check.id for c in report.checks if c.blocking)
-        parts = [f"{len(failed)} failed asset(s): {', '.join(failed[:5])}"] if failed else []
+        blocking = sorted(c.check.id for c in report.failed_checks)
+        parts = [f"{len(failed)} failed: {', '.join(failed[:5])}"] if failed else []
         if blocking:
-            parts.append(f"{len(blocking)} blocking check(s) failed: {', '.join(blocking[:5])}")
+            parts.append(f"{len(blocking)} check(s) failed: {', '.join(blocking[:5])}")
         if report.skipped:
             parts.append(f"{len(report.skipped)} asset(s) skipped")
         super().__init__("; ".join(parts) or "the run failed")
 
     def __reduce__(self):  # pickled with its report (Prefect persists state data)
         return (MaterializeFailed, (self.report,))
+
+
+def _joined(expression: str | list[str] | None) -> str | None:
+    """A selection as one expression (several ``--select`` values are a union: joined by spaces)."""
+    if expression is None or isinstance(expression, str):
+        return expression or None
+    return " ".join(e for e in expression if e) or None
 
 
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:

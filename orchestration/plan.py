@@ -1,8 +1,9 @@
-"""From a selection to a run plan: which sources to ingest, which dbt nodes to build."""
+"""From a selection to a run plan: which sources to ingest, which dbt nodes to build, in which stages."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,31 +17,35 @@ from assets import (
     DbtTranslator,
     RunPolicy,
     SelectionError,
+    Severity,
     build_asset_graph,
-    select,
 )
+from assets.checks import gate_stages
+from assets.nodes import BUILD_TYPES
+from assets.selection import select_nodes
 from quality.suites import load_suites
+
+RUN_TYPES = BUILD_TYPES | {"source", "python"}
+"""What a run can select: everything ``dbt build`` runs, dlt tables (as their dbt sources) and Python assets."""
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What one materialize run does, in order: ingest ``ingest`` tables, then build ``dbt_keys``."""
+    """What one materialize run does, in order: ingest ``ingest`` tables, build ``dbt_nodes``, run Python assets.
+
+    ``nodes`` are the selected node ids (dbt's own selection); ``selected`` the assets they stand for;
+    ``dbt_nodes`` what dbt runs (models, seeds, snapshots, tests, unit tests, saved queries, exposures), in
+    dependency order; ``dbt_keys`` the assets those nodes build. ``whole_project`` is set when nothing narrows the
+    selection, so dbt may select everything itself.
+    """
 
     graph: AssetGraph
     selected: frozenset[AssetKey]
     ingest: dict[str, tuple[str, ...]]  # source name -> tables
     dbt_keys: tuple[AssetKey, ...]
-
-    @property
-    def dbt_selectors(self) -> list[str]:
-        """dbt ``--select`` arguments: each node by full fqn, each selected raw table as ``source:`` (for its tests)."""
-        nodes = [".".join(self.graph.specs[k].fqn) for k in self.dbt_keys]
-        sources = sorted(
-            f"source:{spec.source_name}.{spec.name}"
-            for spec in (self.graph.specs[k] for k in self.selected)
-            if spec.unique_id.startswith("source.")
-        )
-        return nodes + sources
+    nodes: frozenset[str] = frozenset()
+    dbt_nodes: tuple[str, ...] = ()
+    whole_project: bool = False
 
     @property
     def freshness_keys(self) -> tuple[AssetKey, ...]:
@@ -53,8 +58,56 @@ class RunPlan:
 
     @property
     def dbt_check_count(self) -> int:
-        keys = set(self.dbt_keys) | {k for k in self.selected if self.graph.specs[k].kind is AssetKind.DLT}
-        return sum(1 for c in self.graph.checks if c.asset_key in keys and c.kind == "dbt_test")
+        checks = self.graph.checks_by_id()
+        return sum(1 for uid in self.dbt_nodes if uid in checks)
+
+    def stages(self) -> list[list[str]]:
+        """The dbt nodes cut into stages, so that what must be checked or loaded before its readers run is:
+
+        - a model whose GX suite has ``error`` expectations finishes a stage before its selected downstream;
+        - a relation that a seed or model produces and dbt sources declare again (a seed that *is* the raw data)
+          finishes a stage before the models that read it through ``source()``: dbt sees no edge between them.
+
+        A test runs in the stage of the latest of its assets; a plan without such gates is one stage.
+        """
+        graph = self.graph
+        keys = set(self.dbt_keys)
+        gates = {
+            key
+            for key in keys
+            if graph.downstream([key]) & keys
+            and (
+                any(c.kind == "gx" and c.severity is Severity.ERROR for c in graph.checks_for(key))
+                or _read_through_source(graph, key, keys)
+            )
+        }
+        stage_of = {k: i for i, stage in enumerate(gate_stages(graph, self.dbt_keys, gates)) for k in stage}
+        checks = graph.checks_by_id()
+        by_id = graph.by_unique_id()
+        stages: dict[int, list[str]] = defaultdict(list)
+        for uid in self.dbt_nodes:
+            if uid in checks:
+                owners = [stage_of[a] for a in checks[uid].assets if a in stage_of]
+            else:  # a saved query or exposure waits for everything it reads
+                key = by_id.get(uid)
+                reads = {key} | graph.upstream([key]) if key in graph.specs else set()
+                owners = [stage_of[k] for k in reads if k in stage_of]
+            stages[max(owners, default=0)].append(uid)
+        return [stages[i] for i in sorted(stages)]
+
+
+def _read_through_source(graph: AssetGraph, key: AssetKey, keys: set[AssetKey]) -> bool:
+    """``key`` is produced by a dbt node and read by a selected dbt node through a dbt source on its relation."""
+    spec = graph.specs[key]
+    sources = {uid for uid in spec.node_ids if uid.startswith("source.")}
+    if not spec.kind.is_dbt or not sources:
+        return False
+    return any(
+        sources & set(graph.nodes[uid].depends_on)
+        for k in keys
+        for uid in graph.specs[k].node_ids
+        if uid in graph.nodes
+    )
 
 
 def asset_graph(
@@ -89,35 +142,84 @@ def asset_graph(
     )
     if suites_dir is not None:
         suite_checks = [c for suite in load_suites(suites_dir, graph.specs) for c in suite.checks]
-        graph = AssetGraph.from_specs(graph.specs.values(), [*graph.checks, *suite_checks])
+        graph = AssetGraph.from_specs(
+            graph.specs.values(), [*graph.checks, *suite_checks], graph.nodes.values(), graph.project_name
+        )
     return graph
 
 
-def plan_run(graph: AssetGraph, selection: str | None = None, exclude: str | None = None) -> RunPlan:
-    """The plan for ``selection`` minus ``exclude`` (dbt grammar plus ``kind:``/``group:``).
+def plan_run(
+    graph: AssetGraph,
+    selection: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    *,
+    indirect: str = "eager",
+) -> RunPlan:
+    """The plan for ``selection`` minus ``exclude``: dbt's selection grammar (with ``kind:``, ``key:``, ``layer:``).
 
     Raises:
-        SelectionError: the selection is malformed, or matches no asset (a typo must not pass as a no-op run).
+        SelectionError: the selection is malformed, or matches nothing to run (a typo must not pass as a no-op).
     """
-    selected = select(graph, selection, exclude)
-    if not selected and (selection or exclude):
-        raise SelectionError(
-            f"selection {selection or '(everything)'!r}{f' minus {exclude!r}' if exclude else ''} matches no asset; "
-            "`headwater assets` lists them"
-        )
+    chosen = select_nodes(graph, selection, exclude, indirect=indirect, resource_types=RUN_TYPES)
+    nodes = _runnable(graph, chosen)
+    narrowed = bool(_texts(selection) or _texts(exclude))
+    if not nodes and narrowed:
+        units = any(graph.nodes[uid].resource_type == "unit_test" for uid in chosen)
+        raise SelectionError(_nothing_selected(graph, selection, exclude, units))
+    selected = {k for uid in nodes if (k := graph.nodes[uid].asset_key) is not None and k in graph.specs}
     ingest: dict[str, list[str]] = defaultdict(list)
-    dbt_keys = []
-    for key in graph.toposorted():
-        if key not in selected:
-            continue
+    for key in sorted(selected):
         spec = graph.specs[key]
         if spec.kind is AssetKind.DLT:
             ingest[spec.meta["dlt_source"]].append(spec.name)
-        elif spec.kind.is_dbt:
-            dbt_keys.append(key)
+    order = {uid: i for i, uid in enumerate(graph.node_dag.toposorted())}
+    dbt_nodes = sorted(
+        (uid for uid in nodes if graph.nodes[uid].resource_type in BUILD_TYPES), key=lambda u: (order[u], u)
+    )
+    by_id = graph.by_unique_id()
+    built = {by_id[uid] for uid in dbt_nodes if uid in by_id}
     return RunPlan(
         graph=graph,
         selected=frozenset(selected),
         ingest={name: tuple(sorted(tables)) for name, tables in sorted(ingest.items())},
-        dbt_keys=tuple(dbt_keys),
+        dbt_keys=tuple(k for k in graph.toposorted() if k in built and graph.specs[k].kind.is_dbt),
+        nodes=frozenset(nodes),
+        dbt_nodes=tuple(dbt_nodes),
+        whole_project=not narrowed,
     )
+
+
+def _runnable(graph: AssetGraph, nodes: set[str]) -> set[str]:
+    """What a run can do with the selected nodes, as ``dbt build`` would: ephemeral models are compiled into their
+    readers and never run; a unit test runs only together with its model; a dbt source is something to run only
+    when Headwater loads it (a dlt table)."""
+    kept = set()
+    for uid in nodes:
+        node = graph.nodes[uid]
+        spec = graph.specs.get(node.asset_key) if node.asset_key is not None else None
+        if node.resource_type == "model" and spec is not None and spec.ephemeral:
+            continue
+        if node.resource_type == "unit_test" and not set(node.depends_on) <= nodes:
+            continue
+        if node.resource_type == "source" and (spec is None or spec.kind is not AssetKind.DLT):
+            continue
+        kept.add(uid)
+    return kept
+
+
+def _texts(value: str | Sequence[str] | None) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [v for v in items if v and v.strip()]
+
+
+def _nothing_selected(graph: AssetGraph, selection: Any, exclude: Any, units: bool) -> str:
+    shown = " ".join(_texts(selection)) or "(everything)"
+    minus = " ".join(_texts(exclude))
+    message = f"selection {shown!r}" + (f" minus {minus!r}" if minus else "") + " matches no asset or node to run"
+    keys = [t for t in " ".join(_texts(selection)).replace(",", " ").split() if ":" not in t.lstrip("+@")]
+    known = [t.strip("+@") for t in keys if t.strip("+@") in {str(k) for k in graph.specs}]
+    if known:
+        message += f"; {', '.join(known)} is an asset key: select it with key:{known[0]}"
+    if units:
+        message += "; unit tests run only together with the model they test (as in `dbt build`): select the model"
+    return message + "; `headwater assets` lists what there is"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assets import AssetGraph, AssetKey
 from assets.checks import CheckOutcome
 from assets.run_log import CheckRecord, Materialization
 from orchestration.alerts import Alert
-from orchestration.engine import NodeOutcome
+from orchestration.engine import FAILED, NodeOutcome
 
 if TYPE_CHECKING:
     from ingestion import LoadResult
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class AssetResult:
     key: str
     kind: str
-    status: str  # success | unchanged | failed | skipped
+    status: str  # success | unchanged | no-op | failed | skipped
     attempts: int
     started_at: datetime | None
     ended_at: datetime | None
@@ -52,6 +52,10 @@ class MaterializeReport:
     """Set when the warehouse stopped answering during the run (what failed, where, the driver's words)."""
     task_runs: int = 0
     flow_run_id: str | None = None
+    dbt_statuses: dict[str, str] = field(default_factory=dict)
+    """The final dbt status of every node dbt reported (hooks included), by unique id: dbt's own counts."""
+    vars: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[AssetResult]:
@@ -59,11 +63,37 @@ class MaterializeReport:
 
     @property
     def skipped(self) -> list[AssetResult]:
-        return [r for r in self.assets.values() if r.status == "skipped"]
+        """Assets the run did not build because something upstream failed (a skipped exposure does not count,
+        as in dbt: it is documentation)."""
+        return [r for r in self.assets.values() if r.status == "skipped" and r.kind != "exposure"]
+
+    @property
+    def failed_checks(self) -> list[CheckOutcome]:
+        """Checks that fail the run: every failed dbt test and unit test, and failed error-severity checks."""
+        return [c for c in self.checks if c.blocking]
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not any(c.blocking for c in self.checks)
+        """Nothing failed, nothing was skipped, no check failed, and dbt reported no node failing (the last is a
+        backstop: every dbt result is already an asset, check or hook result)."""
+        dbt_failed = any(status in FAILED for status in self.dbt_statuses.values())
+        return not self.failed and not self.skipped and not self.failed_checks and not dbt_failed
+
+    def dbt_counts(self) -> dict[str, int]:
+        """dbt's end-of-run counts over the final status of every node it reported (``PASS=.. ERROR=..``)."""
+        counts = {"pass": 0, "warn": 0, "error": 0, "skip": 0, "no-op": 0}
+        for status in self.dbt_statuses.values():
+            if status in FAILED:
+                counts["error"] += 1
+            elif status == "skipped":
+                counts["skip"] += 1
+            elif status == "warn":
+                counts["warn"] += 1
+            elif status == "no-op":
+                counts["no-op"] += 1
+            else:
+                counts["pass"] += 1
+        return {**counts, "total": len(self.dbt_statuses)}
 
     @property
     def quarantined(self) -> dict[str, int]:
@@ -83,11 +113,19 @@ def dbt_check_outcomes(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -
     return results
 
 
+def _spec(graph: AssetGraph, key: str):
+    """The spec of a result's key; None for what is no asset (a hook, a check's package)."""
+    try:
+        return graph.specs.get(AssetKey.parse(key))
+    except ValueError:
+        return None
+
+
 def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None) -> list[Alert]:
     """One alert per asset whose last attempt failed and per check that failed or warned with failing rows."""
 
     def alert(key: str, kind: str, error: str, attempts: int) -> Alert:
-        spec = graph.specs.get(AssetKey.parse(key))
+        spec = _spec(graph, key)
         return Alert(
             asset_key=key,
             kind=kind,
@@ -107,9 +145,7 @@ def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None
         if check.alerting:
             error = check.message or f"{check.failures} failing rows"
             severity = check.check.severity.value
-            alerts.append(
-                alert(str(check.check.asset_key), f"check:{check.check.name} ({severity})", error, check.attempts)
-            )
+            alerts.append(alert(check.check.subject, f"check:{check.check.name} ({severity})", error, check.attempts))
     return alerts
 
 
@@ -117,7 +153,7 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
     """The run-log rows for this run."""
     materializations = []
     for result in sorted(report.assets.values(), key=lambda r: r.key):
-        spec = graph.specs.get(AssetKey.parse(result.key))
+        spec = _spec(graph, result.key)
         materializations.append(
             Materialization(
                 asset_key=result.key,
@@ -135,7 +171,7 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
         )
     checks = [
         CheckRecord(
-            asset_key=str(c.check.asset_key),
+            asset_key=c.check.subject,
             check_name=c.check.name,
             run_id=report.run_id,
             severity=c.check.severity.value,

@@ -3,10 +3,12 @@ it), the warehouse's own ``headwater`` schema on PostgreSQL so that every worker
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,7 +27,11 @@ RUNS = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("vars", sa.Text),
+    sa.Column("flags", sa.Text),
 )
+_ADDED_COLUMNS = {"runs": ("vars", "flags")}
+"""Columns added since the first run logs were written: created on open when an older log lacks them."""
 MATERIALIZATIONS = sa.Table(
     "materializations",
     _meta,
@@ -65,6 +71,17 @@ class RunLog:
             with self.engine.begin() as conn:
                 conn.execute(sa.text(f'create schema if not exists "{schema}"'))
         _meta.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        inspector = sa.inspect(self.engine)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {c["name"] for c in inspector.get_columns(table, schema=self.schema)}
+            for column in columns:
+                if column not in have:
+                    name = f'"{self.schema}"."{table}"' if self.schema else f'"{table}"'
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(f'alter table {name} add column "{column}" text'))
 
     @classmethod
     def for_target(cls, project: Project, target: Target) -> RunLog:
@@ -73,11 +90,29 @@ class RunLog:
         project.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{project.data_dir / f'run_log_{target.name}.sqlite'}")
 
-    def start_run(self, run_id: str, target: str, selection: str | None, exclude: str | None, at: datetime) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        target: str,
+        selection: str | None,
+        exclude: str | None,
+        at: datetime,
+        *,
+        vars: Mapping[str, Any] | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a run as running, with its selection and the dbt vars and flags it runs with."""
         with self.engine.begin() as conn:
             conn.execute(
                 RUNS.insert().values(
-                    run_id=run_id, target=target, selection=selection, exclude=exclude, status="running", started_at=at
+                    run_id=run_id,
+                    target=target,
+                    selection=selection,
+                    exclude=exclude,
+                    status="running",
+                    started_at=at,
+                    vars=json.dumps(dict(vars or {}), sort_keys=True, default=str),
+                    flags=json.dumps(dict(flags or {}), sort_keys=True, default=str),
                 )
             )
 
@@ -127,12 +162,21 @@ class RunLog:
             conn.execute(MATERIALIZATIONS.insert(), [row])
 
     def last_run(self, target: str | None = None) -> dict | None:
+        """The newest run (on ``target``), its ``vars`` and ``flags`` decoded (empty for runs logged before)."""
         query = sa.select(RUNS).order_by(RUNS.c.started_at.desc()).limit(1)
         if target:
             query = query.where(RUNS.c.target == target)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return dict(row) if row else None
+        if not row:
+            return None
+        run = dict(row)
+        for column in ("vars", "flags"):
+            try:
+                run[column] = json.loads(run.get(column) or "{}")
+            except json.JSONDecodeError:
+                run[column] = {}
+        return run
 
     def materializations(self, run_id: str) -> list[Materialization]:
         with self.engine.connect() as conn:

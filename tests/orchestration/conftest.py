@@ -65,5 +65,5 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     s.outputs["after_advance"] = run_cli(["materialize"], s.env)
     s.snapshot("after_advance")
     s.outputs["assets"] = run_cli(["assets"], s.env)
-    s.outputs["status"] = run_cli(["status", "group:marts"], s.env)
+    s.outputs["status"] = run_cli(["status", "layer:marts"], s.env)
     return s

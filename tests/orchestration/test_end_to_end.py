@@ -164,4 +164,4 @@ def test_status_reads_the_run_log(scenario: Scenario) -> None:
         assert line is not None and "success" in line, (
             f"marts.{mart} missing from status:\n{scenario.outputs['status'].stdout}"
         )
-    assert not any(" raw_shop." in line for line in lines), "the selection group:marts must limit the listing"
+    assert not any(" raw_shop." in line for line in lines), "the selection layer:marts must limit the listing"

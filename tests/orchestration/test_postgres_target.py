@@ -20,7 +20,7 @@ def pg_run(tmp_path_factory: pytest.TempPathFactory, pg_database: str, prefect_s
     root = tmp_path_factory.mktemp("pg")
     env = postgres_env(base_env(root / "data", root / "prefect", prefect_server), pg_database)
     run = run_cli(["materialize", "--target", "postgres"], env, check=False)
-    status = run_cli(["status", "--target", "postgres", "group:marts"], env, check=False)
+    status = run_cli(["status", "--target", "postgres", "layer:marts"], env, check=False)
     checks = run_cli(["checks", "--target", "postgres", "--failed"], env, check=False)
     engine = sa.create_engine(pg_database)
     yield {"run": run, "status": status, "checks": checks, "engine": engine, "env": env}
