@@ -256,17 +256,20 @@ def relations_from_manifest(
     manifest: Mapping[str, Any],
     key_of: Mapping[str, str],
     seed_columns: Mapping[str, Iterable[str]] | None = None,
+    source_columns: Mapping[str, Iterable[str]] | None = None,
 ) -> list[Relation]:
     """The relations of a *compiled* manifest (``dbt compile`` or ``docs generate``): sources, seeds, models, snapshots.
 
     ``key_of`` maps unique ids to asset keys (the graph's). Seeds' columns come from ``seed_columns`` (their
-    CSV headers) or their documented columns; sources' from their (generated) definitions.
+    CSV headers) or their documented columns; sources' from their (generated) definitions, else from
+    ``source_columns`` (what the warehouse or dbt's catalog says a source that declares none has).
     """
-    seed_columns = seed_columns or {}
+    seed_columns, source_columns = seed_columns or {}, source_columns or {}
     relations = []
     for unique_id, source in sorted((manifest.get("sources") or {}).items()):
         if unique_id in key_of and source.get("relation_name"):
-            relations.append(Relation(key_of[unique_id], source["relation_name"], tuple(source.get("columns") or ())))
+            columns = tuple(source.get("columns") or ()) or tuple(source_columns.get(unique_id) or ())
+            relations.append(Relation(key_of[unique_id], source["relation_name"], columns))
     for unique_id, node in sorted((manifest.get("nodes") or {}).items()):
         kind = node.get("resource_type")
         if unique_id not in key_of or not node.get("relation_name") or kind not in ("seed", "model", "snapshot"):

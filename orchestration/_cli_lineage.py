@@ -13,7 +13,9 @@ from orchestration._cli_common import (
     ProfilesDir,
     ProjectDir,
     TargetOpt,
+    VarsOpt,
     _fail,
+    _options,
     _project,
     _target,
     app,
@@ -27,6 +29,7 @@ def lineage(
     downstream: Annotated[bool, typer.Option("--downstream", help="Columns computed from it instead.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tree as JSON.")] = False,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -40,7 +43,7 @@ def lineage(
     resolved = _target(project, target)
     try:
         with console.status("compiling the dbt project"):
-            graph = project_lineage(project, resolved)
+            graph = project_lineage(project, resolved, _options(vars))
         ref = graph.resolve(column)
     except (DbtInvocationError, LineageError) as exc:
         raise _fail(str(exc)) from None
@@ -100,6 +103,7 @@ def plan(
         bool, typer.Option("--fail-on-breaking", help="Exit 1 when any change is breaking (for CI).")
     ] = False,
     target: TargetOpt = None,
+    vars: VarsOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -114,7 +118,7 @@ def plan(
     state = state or state_path(project.data_dir, resolved.name)
     try:
         with console.status("compiling the working project"):
-            working, compiled_path = compile_working(project, resolved)
+            working, compiled_path = compile_working(project, resolved, _options(vars))
         if save:
             save_state(compiled_path, state)
             console.print(f"deployed state of {resolved.name} saved to {state}")
@@ -123,7 +127,7 @@ def plan(
     except (DbtInvocationError, StateError) as exc:
         raise _fail(str(exc)) from None
     with console.status("categorising changes with SQLMesh"):
-        change_plan = build_change_plan(deployed, working, project.dbt_project_dir)
+        change_plan = build_change_plan(deployed, working, project.dbt_project_dir, resolved)
     if as_json:
         print(json.dumps(change_plan.to_dict(), indent=2))
     else:

@@ -169,13 +169,30 @@ def _downstream(manifest: Mapping[str, Any], keys: Mapping[str, str], unique_id:
     return sorted(assets), tests
 
 
-def build_change_plan(deployed: Mapping[str, Any], working: Mapping[str, Any], dbt_project_dir: Path) -> ChangePlan:
-    """Compare two compiled manifests of the same warehouse kind; changes sorted by key."""
+def _projections_sorted(query: exp.Query) -> exp.Query:
+    """``query`` with the projections of every SELECT outside a set operation sorted by output name: two queries
+    equal after this differ only in the order of their columns."""
+    copy = query.copy()
+    for select in copy.find_all(exp.Select):
+        if select.find_ancestor(exp.SetOperation) is not None:
+            continue  # UNION matches columns by position: their order is meaning there
+        select.set("expressions", sorted(select.expressions, key=lambda e: (e.alias_or_name.lower(), e.sql())))
+    return copy
+
+
+def build_change_plan(
+    deployed: Mapping[str, Any], working: Mapping[str, Any], dbt_project_dir: Path, target: Any = None
+) -> ChangePlan:
+    """Compare two compiled manifests of the same warehouse kind; changes sorted by key.
+
+    ``target`` (the warehouse both were compiled for) supplies the columns of sources that declare none.
+    """
     dialect = dialect_of(working)
     old_keys, new_keys = key_map(dict(deployed)), key_map(dict(working))
     old, new = _queries(deployed, old_keys), _queries(working, new_keys)
-    old_columns = lineage_of_manifest(dict(deployed), dbt_project_dir).columns
-    new_columns = lineage_of_manifest(dict(working), dbt_project_dir).columns
+    old_lineage = lineage_of_manifest(dict(deployed), dbt_project_dir, target)
+    new_lineage = lineage_of_manifest(dict(working), dbt_project_dir, target)
+    old_columns, new_columns = old_lineage.columns, new_lineage.columns
     changes: list[Change] = []
     for key in sorted(old.keys() | new.keys()):
         if key not in new:
@@ -184,17 +201,28 @@ def build_change_plan(deployed: Mapping[str, Any], working: Mapping[str, Any], d
             continue
         (query, config, unique_id), previous = new[key], old.get(key)
         downstream, tests = _downstream(working, new_keys, unique_id)
-        added = tuple(c for c in new_columns.get(key, ()) if c not in old_columns.get(key, ()))
-        removed = tuple(c for c in old_columns.get(key, ()) if c not in new_columns.get(key, ()))
+        known = key in new_columns and (previous is None or key in old_columns)
+        added = tuple(c for c in new_columns.get(key, ()) if c not in old_columns.get(key, ())) if known else ()
+        removed = tuple(c for c in old_columns.get(key, ()) if c not in new_columns.get(key, ())) if known else ()
+        unresolved = key in new_lineage.problems and key not in old_lineage.problems
         if previous is None:
             category, detail = ADDED, "new in the project"
         elif query is None or previous[0] is None:
             if query is not None or previous[0] is not None:
                 category, detail = BREAKING, "compiled SQL could not be read on one side: treated as breaking"
+                if unresolved:
+                    category, detail = BREAKING, f"does not resolve: {new_lineage.problems[key]}"
             else:
                 continue
         elif query.sql(dialect=dialect) != previous[0].sql(dialect=dialect):
-            category, detail = _categorise(key, query, previous[0], dialect)
+            if unresolved:
+                category, detail = BREAKING, f"does not resolve: {new_lineage.problems[key]}"
+            elif _projections_sorted(query).sql(dialect=dialect) == _projections_sorted(previous[0]).sql(
+                dialect=dialect
+            ):
+                category, detail = NON_BREAKING, "only the order of its columns changed: same columns, same rows"
+            else:
+                category, detail = _categorise(key, query, previous[0], dialect)
         elif config != previous[1]:
             changed = ", ".join(
                 f"{k}: {previous[1][k]} -> {config[k]}" for k in _CONFIG_KEYS if config[k] != previous[1][k]
@@ -213,10 +241,12 @@ def build_change_plan(deployed: Mapping[str, Any], working: Mapping[str, Any], d
     return ChangePlan(tuple(changes), indirect)
 
 
-def compile_working(project: Any, target: Any) -> tuple[dict[str, Any], Path]:
+def compile_working(project: Any, target: Any, options: Any = None) -> tuple[dict[str, Any], Path]:
     """Compile the working project on ``target`` into its own folder; returns the manifest and its path."""
     folder = compile_dir(project)
-    return compile_manifest(project, target, folder), folder / "manifest.json"
+    if options is None:
+        return compile_manifest(project, target, folder), folder / "manifest.json"
+    return compile_manifest(project, target, folder, options), folder / "manifest.json"
 
 
 def save_deployed_state(project: Any, target: Any) -> Path:

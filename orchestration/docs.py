@@ -40,7 +40,9 @@ def docs_dir(project: Project) -> Path:
     return project.data_dir / "docs"
 
 
-def generate_docs(project: Project, target: Target) -> DocsResult:
+def generate_docs(
+    project: Project, target: Target, options: dbt_executor.DbtOptions = dbt_executor.NO_OPTIONS
+) -> DocsResult:
     """Generate dbt docs for ``target`` into ``<data>/docs`` and add check results and column lineage.
 
     Raises:
@@ -49,10 +51,12 @@ def generate_docs(project: Project, target: Target) -> DocsResult:
     from orchestration.run_log import RunLog
 
     folder = docs_dir(project)
-    manifest = dbt_executor.artifacts(project, target, ["docs", "generate"], folder)
+    manifest = dbt_executor.artifacts(project, target, ["docs", "generate"], folder, options)
     data_docs = _copy_data_docs(project, folder)
     checks = RunLog.for_target(project, target).latest_checks()
-    lineage = lineage_of_manifest(manifest, project.dbt_project_dir)
+    catalog_path = folder / "catalog.json"
+    catalog = json.loads(catalog_path.read_text()) if catalog_path.exists() else None
+    lineage = lineage_of_manifest(manifest, project.dbt_project_dir, target, catalog)
     linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return DocsResult(folder, linked, columns, data_docs)

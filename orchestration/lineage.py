@@ -18,13 +18,15 @@ def compile_dir(project: Project) -> Path:
     return project.data_dir / "dbt_compile"
 
 
-def compile_manifest(project: Project, target: Target, target_path: Path) -> dict[str, Any]:
+def compile_manifest(
+    project: Project, target: Target, target_path: Path, options: dbt_executor.DbtOptions = dbt_executor.NO_OPTIONS
+) -> dict[str, Any]:
     """``dbt compile`` of the whole project into ``target_path``; the manifest with every model's compiled SQL.
 
     Raises:
         DbtInvocationError: the project does not compile; the message carries dbt's error.
     """
-    return dbt_executor.artifacts(project, target, ["compile"], target_path)
+    return dbt_executor.artifacts(project, target, ["compile"], target_path, options)
 
 
 def seed_columns(manifest: dict[str, Any], dbt_project_dir: Path) -> dict[str, list[str]]:
@@ -51,13 +53,71 @@ def key_map(manifest: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def lineage_of_manifest(manifest: dict[str, Any], dbt_project_dir: Path) -> ColumnLineage:
-    """Column lineage of a compiled manifest."""
-    relations = relations_from_manifest(manifest, key_map(manifest), seed_columns(manifest, dbt_project_dir))
+def source_columns(
+    manifest: dict[str, Any], target: Target | None = None, catalog: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """The columns of every source whose YAML declares none, from dbt's ``catalog.json`` when there is one, else
+    read from the warehouse's information schema (read-only); a source that cannot be read keeps no columns."""
+    missing = {
+        uid: node
+        for uid, node in (manifest.get("sources") or {}).items()
+        if not node.get("columns") and node.get("name")
+    }
+    if not missing:
+        return {}
+    found: dict[str, list[str]] = {}
+    for uid in missing:
+        entry = ((catalog or {}).get("sources") or {}).get(uid) or {}
+        columns = sorted((entry.get("columns") or {}).values(), key=lambda c: c.get("index") or 0)
+        if columns:
+            found[uid] = [c["name"] for c in columns]
+    rest = {uid: node for uid, node in missing.items() if uid not in found}
+    if rest and target is not None:
+        found.update(_warehouse_columns(rest, target))
+    return found
+
+
+def _warehouse_columns(sources: dict[str, Any], target: Target) -> dict[str, list[str]]:
+    import sqlalchemy as sa
+
+    connect = {"read_only": True} if target.type == "duckdb" else {}
+    try:
+        engine = sa.create_engine(target.sqlalchemy_url(), connect_args=connect)
+    except Exception:  # an adapter SQLAlchemy cannot reach: lineage simply has no columns for these sources
+        return {}
+    found: dict[str, list[str]] = {}
+    try:
+        inspector = sa.inspect(engine)
+        for uid, node in sources.items():
+            try:
+                columns = inspector.get_columns(node.get("identifier") or node["name"], schema=node.get("schema"))
+            except sa.exc.SQLAlchemyError:
+                continue  # not in the warehouse (yet): no columns, as when the YAML declares none
+            found[uid] = [c["name"] for c in columns]
+    except sa.exc.SQLAlchemyError:
+        return found
+    finally:
+        engine.dispose()
+    return found
+
+
+def lineage_of_manifest(
+    manifest: dict[str, Any],
+    dbt_project_dir: Path,
+    target: Target | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> ColumnLineage:
+    """Column lineage of a compiled manifest; sources that declare no columns get theirs from ``catalog`` or the
+    ``target`` warehouse."""
+    relations = relations_from_manifest(
+        manifest, key_map(manifest), seed_columns(manifest, dbt_project_dir), source_columns(manifest, target, catalog)
+    )
     return build_column_lineage(relations, dialect_of(manifest))
 
 
-def project_lineage(project: Project, target: Target) -> ColumnLineage:
-    """Compile the project on ``target`` and analyse its column lineage."""
-    manifest = compile_manifest(project, target, compile_dir(project))
-    return lineage_of_manifest(manifest, project.dbt_project_dir)
+def project_lineage(
+    project: Project, target: Target, options: dbt_executor.DbtOptions = dbt_executor.NO_OPTIONS
+) -> ColumnLineage:
+    """Compile the project on ``target`` (with the run's ``--vars``) and analyse its column lineage."""
+    manifest = compile_manifest(project, target, compile_dir(project), options)
+    return lineage_of_manifest(manifest, project.dbt_project_dir, target)

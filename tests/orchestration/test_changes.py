@@ -80,3 +80,53 @@ def test_state_from_another_warehouse_kind_is_refused_with_the_fix(tmp_path: Pat
     state.write_text("{not json")
     with pytest.raises(StateError, match="not valid JSON"):
         load_state(state, "duckdb")
+
+
+def _compiled(models: dict[str, str]) -> dict:
+    """A compiled DuckDB manifest: one source with declared columns and the given models' SQL."""
+    nodes = {
+        f"model.p.{name}": {
+            "resource_type": "model",
+            "name": name,
+            "schema": "main",
+            "alias": name,
+            "relation_name": f'"db"."main"."{name}"',
+            "compiled_code": sql,
+            "config": {"materialized": "table"},
+            "depends_on": {"nodes": ["source.p.raw.t"]},
+        }
+        for name, sql in models.items()
+    }
+    source = {
+        "resource_type": "source",
+        "name": "t",
+        "schema": "raw",
+        "relation_name": '"db"."raw"."t"',
+        "columns": {"a": {"name": "a"}, "b": {"name": "b"}},
+    }
+    return {
+        "metadata": {"adapter_type": "duckdb"},
+        "nodes": nodes,
+        "sources": {"source.p.raw.t": source},
+        "child_map": {"source.p.raw.t": list(nodes)},
+    }
+
+
+def test_a_change_of_column_order_only_is_not_breaking(tmp_path: Path) -> None:
+    from orchestration.changes import build_change_plan
+
+    old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
+    new = _compiled({"m": 'select b, a from "db"."raw"."t"'})
+    (change,) = build_change_plan(old, new, tmp_path).changes
+    assert change.category == "non-breaking" and "order of its columns" in change.detail
+    assert (change.columns_added, change.columns_removed) == ((), ())
+
+
+def test_a_model_that_no_longer_resolves_says_so_instead_of_losing_its_columns(tmp_path: Path) -> None:
+    from orchestration.changes import build_change_plan
+
+    old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
+    new = _compiled({"m": 'select a, b from "db"."raw"."t" where ((('})
+    (change,) = build_change_plan(old, new, tmp_path).changes
+    assert change.category == "breaking" and change.detail.startswith("does not resolve: ")
+    assert change.columns_removed == (), "its columns are unknown, not removed"
