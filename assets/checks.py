@@ -135,12 +135,13 @@ def freshness_outcome(check: CheckSpec, loaded_at: datetime | None, now: datetim
     warn_after: timedelta | None = check.config.get("warn_after")
     error_after: timedelta | None = check.config.get("error_after")
     if loaded_at is None:
-        status = "fail" if error_after else "warn"
+        status = "fail" if error_after and check.severity is Severity.ERROR else "warn"
         return CheckOutcome(check, status, 1, f"{check.asset_key} has no rows, so no load time to judge")
     age = now - loaded_at
     shown = _age(age)
     if error_after is not None and age > error_after:
-        return CheckOutcome(check, "fail", 1, f"last load {shown} ago, older than error_after {_age(error_after)}")
+        status = "fail" if check.severity is Severity.ERROR else "warn"  # a warn-severity check never fails
+        return CheckOutcome(check, status, 1, f"last load {shown} ago, older than error_after {_age(error_after)}")
     if warn_after is not None and age > warn_after:
         return CheckOutcome(check, "warn", 1, f"last load {shown} ago, older than warn_after {_age(warn_after)}")
     return CheckOutcome(check, "pass", 0, f"last load {shown} ago")

@@ -84,10 +84,10 @@ def default_asset_key(node: Node) -> AssetKey:
     ``saved_queries.x``, ``functions.x``)."""
     kind = node.get("resource_type")
     if kind == "source":
-        return AssetKey.of(node["schema"], node.get("identifier") or node["name"])
+        return AssetKey.safe(node["schema"], node.get("identifier") or node["name"])
     if kind in _NAMESPACES:
-        return AssetKey.of(_NAMESPACES[kind], node["name"])
-    return AssetKey.of(node["schema"], node.get("alias") or node["name"])
+        return AssetKey.safe(_NAMESPACES[kind], node["name"])
+    return AssetKey.safe(node["schema"], node.get("alias") or node["name"])
 
 
 def default_layer(node: Node) -> str:
@@ -161,6 +161,15 @@ class DbtTranslator:
         """A test's retries: only its own ``meta.headwater`` (tests are not retried by default)."""
         hw = _headwater_meta(node)
         return RunPolicy(retries=int(hw.get("retries", 0)), retry_delay_seconds=float(hw.get("retry_delay_seconds", 0)))
+
+    def get_freshness_severity(self, node: Node) -> Severity:
+        """A source's freshness past ``error_after``: ``error`` (it blocks the models that read the source) for a
+        source dlt loads (``loader: dlt``, as Headwater generates them) or one whose ``meta.headwater.freshness`` is
+        ``error``; else ``warn``: ``dbt build`` never gates on freshness, so a dbt project keeps dbt's meaning."""
+        setting = str(_headwater_meta(node).get("freshness") or "").lower()
+        if setting in ("error", "warn"):
+            return Severity(setting)
+        return Severity.ERROR if str(node.get("loader") or "").lower() == "dlt" else Severity.WARN
 
     def get_check_severity(self, node: Node) -> Severity:
         severity = str((node.get("config") or {}).get("severity") or "error").lower()
@@ -283,7 +292,7 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
     checks = []
     for unique_id, spec in by_id.items():
         try:
-            freshness = _freshness_check(manifest, unique_id, spec)
+            freshness = _freshness_check(manifest, unique_id, spec, translator)
         except _SHAPE_ERRORS as exc:
             problems.append(f"{unique_id} ({spec.path or '?'}): freshness: {exc}")
             continue
@@ -331,7 +340,9 @@ def specs_from_manifest(
     return list(read.assets), list(read.checks)
 
 
-def _freshness_check(manifest: Mapping[str, Any], unique_id: str, spec: AssetSpec) -> CheckSpec | None:
+def _freshness_check(
+    manifest: Mapping[str, Any], unique_id: str, spec: AssetSpec, translator: DbtTranslator
+) -> CheckSpec | None:
     """A ``freshness`` check for a source with dbt freshness thresholds and a ``loaded_at_field``."""
     if not unique_id.startswith("source."):
         return None
@@ -345,7 +356,7 @@ def _freshness_check(manifest: Mapping[str, Any], unique_id: str, spec: AssetSpe
     return CheckSpec(
         asset_key=spec.key,
         name="freshness",
-        severity=Severity.ERROR if error_after else Severity.WARN,
+        severity=translator.get_freshness_severity(node) if error_after else Severity.WARN,
         unique_id=f"freshness.{spec.key}",
         kind="freshness",
         description=f"data loaded within {error_after or warn_after} (dbt source freshness)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from assets.dag import DAG
@@ -90,11 +91,19 @@ class AssetGraph:
     def checks_for(self, key: AssetKey) -> list[CheckSpec]:
         return [c for c in self.checks if c.asset_key == key]
 
-    def by_unique_id(self) -> dict[str, AssetKey]:
+    def by_unique_id(self) -> Mapping[str, AssetKey]:
         """Every node id that stands for an asset (its producer and the dbt sources on its relation) -> key."""
+        return self._by_unique_id
+
+    def checks_by_id(self) -> Mapping[str, CheckSpec]:
+        return self._checks_by_id
+
+    @cached_property
+    def _by_unique_id(self) -> dict[str, AssetKey]:
         return {uid: key for key, spec in self.specs.items() for uid in (spec.node_ids or (spec.unique_id,)) if uid}
 
-    def checks_by_id(self) -> dict[str, CheckSpec]:
+    @cached_property
+    def _checks_by_id(self) -> dict[str, CheckSpec]:
         return {c.unique_id: c for c in self.checks if c.unique_id}
 
     def label(self, unique_id: str) -> str:

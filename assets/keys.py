@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$\-]*$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_$\-]")
 
 
 @dataclass(frozen=True, order=True)
@@ -39,6 +40,16 @@ class AssetKey:
     @classmethod
     def of(cls, *parts: str) -> AssetKey:
         return cls(tuple(p.lower() for p in parts))
+
+    @classmethod
+    def safe(cls, *parts: str) -> AssetKey:
+        """Like :meth:`of`, for names a warehouse allows but keys do not (spaces, dots, quotes, non-ASCII letters in
+        quoted identifiers): each such character becomes ``_``, so such a relation still gets a readable key."""
+        cleaned = []
+        for part in parts:
+            text = _UNSAFE.sub("_", str(part).lower()) or "_"
+            cleaned.append(text if _PART.match(text) else f"_{text}")
+        return cls(tuple(cleaned))
 
     @property
     def name(self) -> str:

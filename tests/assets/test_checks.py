@@ -76,6 +76,10 @@ def test_freshness_thresholds() -> None:
     stale = freshness_outcome(spec, now - timedelta(days=2), now)
     assert (stale.status, stale.message) == ("fail", "last load 2.0d ago, older than error_after 3.0h")
     assert freshness_outcome(spec, None, now).status == "fail"
+    # a source whose freshness does not gate (dbt's meaning, for sources Headwater does not load) only warns
+    advisory = CheckSpec(**{**spec.__dict__, "severity": Severity.WARN})
+    assert freshness_outcome(advisory, now - timedelta(days=2), now).status == "warn"
+    assert not freshness_outcome(advisory, now - timedelta(days=2), now).blocking
 
 
 def test_period_parsing() -> None:

@@ -143,3 +143,22 @@ def test_a_singular_test_on_no_model_is_a_check_of_its_package() -> None:
     graph = build_asset_graph(manifest=manifest)
     check = graph.checks_by_id()["test.p.assert_rows"]
     assert check.asset_key is None and check.id == "p:assert_rows" and check.kind == "dbt_test"
+
+
+def test_source_freshness_gates_only_where_it_is_asked_to() -> None:
+    freshness = {"loaded_at_field": "at", "freshness": {"error_after": {"count": 1, "period": "hour"}}}
+    manifest = _manifest(
+        {},
+        {
+            "source.p.ext.a": {"name": "a", "source_name": "ext", **freshness},
+            "source.p.lake.b": {"name": "b", "source_name": "lake", "loader": "dlt", **freshness},
+            "source.p.ext.c": {
+                "name": "c",
+                "source_name": "ext",
+                "meta": {"headwater": {"freshness": "error"}},
+                **freshness,
+            },
+        },
+    )
+    severity = {c.subject: c.severity.value for c in build_asset_graph(manifest=manifest).checks}
+    assert severity == {"raw.a": "warn", "raw.b": "error", "raw.c": "error"}
