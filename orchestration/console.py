@@ -57,6 +57,10 @@ _STATUS_STYLE = {
 }
 
 
+MAX_ROWS = 20
+"""Rows of a detail table in the run summary; the rest are counted."""
+
+
 def first_lines(message: str, limit: int = 300) -> str:
     """The headline of an error: dbt's first line names the node ("Runtime Error in model x (path)"), the next
     line says what went wrong, so both, on one line."""
@@ -112,9 +116,15 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
     if retried:
         detail = Table(title="Assets that failed, were skipped or needed retries")
         for column in ("asset", "status", "attempts", "error"):
-            detail.add_column(column)
-        for result in sorted(retried, key=lambda r: r.key):
+            detail.add_column(
+                column, no_wrap=column == "asset", overflow="fold", min_width=12 if column == "error" else None
+            )
+        # failures first; a long tail of skipped descendants is counted, not listed, so the summary fits a screen
+        ordered = sorted(retried, key=lambda r: (r.status != "failed", r.status != "success", r.key))
+        for result in ordered[:MAX_ROWS]:
             detail.add_row(result.key, styled(result.status), str(result.attempts), first_lines(result.message, 160))
+        if len(ordered) > MAX_ROWS:
+            detail.add_row(f"... {len(ordered) - MAX_ROWS} more", "", "", "`headwater status` lists every asset")
         tables.append(detail)
     if report.checks:
         by_kind = Table(title="Checks")
@@ -132,8 +142,15 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
     if problems:
         checks = Table(title="Checks that did not pass")
         for column in ("asset", "check", "severity", "status", "rows", "detail"):
-            checks.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
-        for result in problems:
+            # keys and check names stay whole; the detail gives way
+            checks.add_column(
+                column,
+                justify="right" if column == "rows" else "left",
+                overflow="fold",
+                no_wrap=column in ("asset", "check"),
+                min_width=12 if column == "detail" else None,
+            )
+        for result in problems[:MAX_ROWS]:
             checks.add_row(
                 result.check.subject,
                 result.check.name,
@@ -142,6 +159,8 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
                 "" if result.failures is None else str(result.failures),
                 first_lines(result.message, 160),
             )
+        if len(problems) > MAX_ROWS:
+            checks.add_row(f"... {len(problems) - MAX_ROWS} more", "", "", "", "", "`headwater checks --failed`")
         tables.append(checks)
     if report.alerts_sent or report.alert_errors:
         alerts = Table(title="Alerts")

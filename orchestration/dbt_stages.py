@@ -183,15 +183,30 @@ def _asset_status(outcome: NodeOutcome) -> str:
     return "success" if outcome.succeeded else outcome.status
 
 
+def _skip_cause(plan: RunPlan, uid: str, failed: list[str]) -> str:
+    """Why dbt skipped ``uid``: the failed node upstream of it (a failed test counts when it tests what ``uid``
+    reads, or ``uid`` itself for a unit test)."""
+    graph = plan.graph
+    upstream = graph.node_dag.upstream([uid]) | {uid}
+    causes = [f for f in failed if f in upstream or (f in graph.nodes and set(graph.nodes[f].depends_on) <= upstream)]
+    if not causes:
+        return _SKIPPED_BY_DBT
+    more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
+    return f"skipped by dbt: {graph.label(causes[0])} failed{more}"
+
+
 def record_dbt(plan: RunPlan, outcomes: dict[str, NodeOutcome], report: MaterializeReport) -> None:
     """Every node dbt reported, as what it is: an asset's result, or (hooks, nodes outside the graph) a result of
     its own named by its label; checks are recorded from the same outcomes by ``dbt_check_outcomes``."""
     graph = plan.graph
     by_id, by_check = graph.by_unique_id(), graph.checks_by_id()
+    failed = sorted(uid for uid, o in outcomes.items() if o.failed)
     for uid, outcome in outcomes.items():
         if outcome.status == "pending":
             continue
         report.dbt_statuses[uid] = outcome.status
+        if outcome.status == "skipped" and not outcome.message:
+            outcome.message = _skip_cause(plan, uid, failed)
         if uid in by_check:
             continue
         key = by_id.get(uid)
@@ -201,7 +216,7 @@ def record_dbt(plan: RunPlan, outcomes: dict[str, NodeOutcome], report: Material
             label = graph.label(uid)
             kind = "hook" if uid.startswith("operation.") else uid.split(".", 1)[0]
         status = _asset_status(outcome)
-        message = outcome.message if outcome.failed else _SKIPPED_BY_DBT if status == "skipped" else ""
+        message = outcome.message if outcome.failed or status == "skipped" else ""
         report.assets[label] = AssetResult(
             label, kind, status, outcome.attempts, outcome.started_at, outcome.ended_at, outcome.rows, message, uid
         )

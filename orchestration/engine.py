@@ -9,6 +9,7 @@ dbt's own run results are authoritative: every node they report is accounted for
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,14 @@ _LOST = (
     "ssl connection has been closed",
     "no connection to the server",
 )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(message: str) -> str:
+    """dbt's message without terminal colour codes (a unit test's diff comes coloured)."""
+    return _ANSI.sub("", message or "")
 
 
 def lost_connection(message: str) -> str | None:
@@ -152,7 +161,7 @@ class DbtSegment:
             kind = (
                 Outcome.AWAITING_RETRY if outcome.attempts <= self._policy(event.unique_id).retries else Outcome.FAILED
             )
-            self.mirror.finish(event.unique_id, kind, event.message or status, now)
+            self.mirror.finish(event.unique_id, kind, plain(event.message) or status, now)
         else:
             self.mirror.finish(event.unique_id, Outcome.SUCCESS, "" if status in ("success", "pass") else status, now)
         if self.on_progress:
@@ -178,7 +187,7 @@ class DbtSegment:
             outcome = self.outcomes.setdefault(node.unique_id, NodeOutcome(node.unique_id, planned=planned))
             outcome.planned = outcome.planned and planned
             outcome.status = node.status
-            outcome.message = node.message
+            outcome.message = plain(node.message)
             outcome.ended_at = outcome.ended_at or now
             if node.rows_affected is not None and node.rows_affected >= 0:
                 outcome.rows = node.rows_affected

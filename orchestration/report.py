@@ -108,7 +108,7 @@ def dbt_check_outcomes(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -
         outcome = outcomes.get(check.unique_id)
         if outcome is None:
             continue
-        message = outcome.message if outcome.failed or outcome.status == "warn" else ""
+        message = outcome.message if outcome.failed or outcome.status in ("warn", "skipped") else ""
         results.append(CheckOutcome(check, outcome.status, outcome.failures, message, outcome.attempts))
     return results
 
