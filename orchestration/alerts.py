@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -152,14 +154,51 @@ class AlertRouter:
                 names.extend(n for n in route.notify if n not in names)
         return [self.notifiers[n] for n in names if self.notifiers[n].enabled]
 
-    def dispatch(self, alerts: Iterable[Alert]) -> None:
-        for alert in alerts:
-            for notifier in self.notifiers_for(alert):
+    def dispatch(self, alerts: Iterable[Alert], deadline: float | None = None) -> None:
+        """Send each alert to the notifiers its routes select, several at once, all within ``deadline`` seconds
+        (``HEADWATER_ALERT_DEADLINE``, default 5): a slow, dripping or silent endpoint costs the run at most that.
+        A socket timeout bounds each read, not a request (a server that drips a byte every few seconds never
+        times out), so the deadline is kept here: what has not finished by then is reported, never waited for.
+        """
+        deadline = deadline if deadline is not None else float(os.environ.get("HEADWATER_ALERT_DEADLINE", 5))
+        jobs = [(alert, notifier) for alert in alerts for notifier in self.notifiers_for(alert)]
+        if not jobs:
+            return
+        by_notifier: dict[str, list[int]] = {}
+        for index, (_, notifier) in enumerate(jobs):
+            by_notifier.setdefault(notifier.name, []).append(index)
+        results: dict[int, str | None] = {}
+        stop = time.monotonic() + deadline
+
+        def work(indexes: list[int]) -> None:
+            for index in indexes:  # one endpoint's messages in order; a slow endpoint delays only its own
+                if time.monotonic() >= stop:
+                    return
+                alert, notifier = jobs[index]
                 try:
-                    notifier.send(alert)
-                    self.sent.append((notifier.name, alert.asset_key))
+                    notifier.send(alert, timeout=max(0.5, stop - time.monotonic()))
+                    results[index] = None
                 except OSError as exc:  # URLError, HTTPError and timeouts are all OSErrors
-                    self.errors.append(f"{notifier.name} ({notifier.type}) for {alert.asset_key}: {exc}")
+                    results[index] = str(exc)
+
+        # daemon threads, one per notifier: one stuck on a dripping endpoint is abandoned at the deadline and never
+        # holds the process's exit
+        workers = [
+            threading.Thread(target=work, args=(indexes,), daemon=True, name=f"headwater-alert-{name}")
+            for name, indexes in by_notifier.items()
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, stop - time.monotonic()))
+        for index, (alert, notifier) in enumerate(jobs):
+            where = f"{notifier.name} ({notifier.type}) for {alert.asset_key}"
+            if index not in results:
+                self.errors.append(f"{where}: no answer within the {deadline:g} s alert deadline; not waited for")
+            elif results[index] is None:
+                self.sent.append((notifier.name, alert.asset_key))
+            else:
+                self.errors.append(f"{where}: {results[index]}")
 
 
 def _expand(value: Any) -> str | None:
