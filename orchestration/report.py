@@ -169,6 +169,7 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
                 target=report.target,
             )
         )
+    latest = {(c.check.subject, c.check.name): c for c in report.checks}  # one row per check, whatever happened
     checks = [
         CheckRecord(
             asset_key=c.check.subject,
@@ -179,6 +180,6 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
             failures=c.failures,
             message=c.message[:2000],
         )
-        for c in report.checks
+        for c in latest.values()
     ]
     return materializations, checks

@@ -120,27 +120,33 @@ class SuiteRunner:
                 asset = self.datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
         batch = next((b for b in asset.batch_definitions if b.name == "whole_table"), None)
         batch = batch or asset.add_batch_definition_whole_table("whole_table")
-        expectations, problems = [], []
+        expectations, outcomes = [], {}
         for check in suite.checks:
+            where = f"{check.path}:{check.config.get('line', 1)}"
+            if "invalid" in check.config:  # the suite file says what is wrong: no GX needed to say it
+                outcomes[check.name] = CheckOutcome(check, "error", None, check.config["invalid"])
+                continue
             try:
                 expectations.append(_expectation(gx, check.config["type"], check.config["kwargs"], check.name))
             except Exception as exc:  # GX raises pydantic, KeyError and its own errors for bad declarations
-                problems.append(CheckOutcome(check, "error", None, f"{check.path}: {check.name}: {_first_line(exc)}"))
-        if problems:
-            return problems + [CheckOutcome(c, "skipped", None, "suite invalid") for c in suite.checks[len(problems) :]]
-        gx_suite = self.context.suites.add_or_update(
-            gx.ExpectationSuite(name=str(suite.asset_key), expectations=expectations)
-        )
-        definition = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"{suite.asset_key}@{self.warehouse.target}", data=batch, suite=gx_suite)
-        )
-        result = definition.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
-        by_name = {check.name: check for check in suite.checks}
-        outcomes = []
-        for item in result.results:
-            check = by_name[item.expectation_config.meta["headwater_check"]]
-            outcomes.append(_outcome(check, item))
-        return sorted(outcomes, key=lambda o: [c.name for c in suite.checks].index(o.check.name))
+                outcomes[check.name] = CheckOutcome(check, "error", None, f"{where}: {check.name}: {_first_line(exc)}")
+        if expectations:  # the valid expectations run even when others of the suite cannot
+            gx_suite = self.context.suites.add_or_update(
+                gx.ExpectationSuite(name=str(suite.asset_key), expectations=expectations)
+            )
+            definition = self.context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=f"{suite.asset_key}@{self.warehouse.target}", data=batch, suite=gx_suite)
+            )
+            result = definition.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+            by_name = {check.name: check for check in suite.checks}
+            for item in result.results:
+                check = by_name[item.expectation_config.meta["headwater_check"]]
+                outcomes[check.name] = _outcome(check, item)
+        missing = "Great Expectations returned no result for it"
+        return [
+            outcomes.get(c.name) or CheckOutcome(c, "error", None, f"{c.path}: {c.name}: {missing}")
+            for c in suite.checks
+        ]
 
     def build_docs(self) -> Path | None:
         """Build GX Data Docs from every stored validation result; returns the index page."""

@@ -58,8 +58,8 @@ def load_suites(directory: Path, known_assets: Collection[AssetKey] | None = Non
     """Every suite in ``directory`` (none if it does not exist).
 
     Raises:
-        SuiteError: unreadable YAML, a file named after no known asset, an unknown option or severity,
-            a name used twice; all problems at once, each with its file.
+        SuiteError: a file named after no known asset (all such files at once). What is wrong inside a file
+            (bad YAML, an unknown option or severity) is a check of its own that reports ``error`` when it runs.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -78,8 +78,9 @@ def load_suites(directory: Path, known_assets: Collection[AssetKey] | None = Non
 
 
 def _load_one(path: Path, known: set[str] | None) -> Suite:
+    """One suite file. A file named after no asset is a :class:`SuiteError`; anything wrong inside the file is a
+    check of its own that reports ``error`` with the file and line, so the rest of the suite (and the run) goes on."""
     key_text = path.stem
-    problems: list[str] = []
     try:
         key = AssetKey.parse(key_text)
     except ValueError as exc:
@@ -88,74 +89,142 @@ def _load_one(path: Path, known: set[str] | None) -> Suite:
         close = difflib.get_close_matches(key_text, sorted(known), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `headwater assets`"
         raise SuiteError(f"{path}: no asset {key_text!r} in the graph{hint}")
+    text = path.read_text()
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        root = yaml.compose(text)
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        return Suite(key, path, (_invalid(key, path, line, "gx_suite", f"not valid YAML ({problem})"),))
     if not isinstance(document, dict) or not isinstance(document.get("expectations"), list):
-        raise SuiteError(f"{path}: expected a mapping with an `expectations:` list")
-    default = _severity(document.get("severity", "error"), path, "file", problems)
+        return Suite(
+            key, path, (_invalid(key, path, 1, "gx_suite", "expected a mapping with an `expectations:` list"),)
+        )
+    lines = _item_lines(root)
+    file_problems: list[str] = []
+    default = _severity(document.get("severity", "error"), file_problems) or Severity.ERROR
     checks: list[CheckSpec] = []
     names: set[str] = set()
+    if file_problems:  # the file's own settings: one check of its own; the expectations still run
+        checks.append(_invalid(key, path, _key_line(root, "severity"), "gx_suite", "; ".join(file_problems)))
+        names.add("gx_suite")
     for index, item in enumerate(document["expectations"], start=1):
-        where = f"{path}: expectation {index}"
-        parsed = _expectation(item, where, problems)
-        if parsed is None:
-            continue
-        expectation, kwargs, options = parsed
-        name = str(options.get("name") or _default_name(expectation, kwargs))
-        if name in names:
-            problems.append(f"{where}: check name {name!r} used twice in this file; give one a `name:`")
-            continue
+        line = lines[index - 1] if index - 1 < len(lines) else 1
+        problems: list[str] = []
+        parsed = _expectation(item, problems)
+        expectation, kwargs, options = parsed if parsed else (_first_key(item), _kwargs(item), _options(item))
+        base = str(options.get("name") or (_default_name(expectation, kwargs) if expectation else "expectation"))
+        name = _unique(base, names)
         names.add(name)
-        severity = _severity(options.get("severity"), path, f"expectation {index}", problems) or default
+        severity = _severity(options.get("severity"), problems) or default
+        if problems or parsed is None:
+            checks.append(_invalid(key, path, line, name, "; ".join(problems), severity))
+            continue
         checks.append(
             CheckSpec(
                 asset_key=key,
                 name=name,
-                severity=severity or Severity.ERROR,
+                severity=severity,
                 unique_id=f"gx.{key}.{name}",
                 kind="gx",
                 description=str(options.get("description") or _describe(expectation, kwargs)),
-                config={"type": expectation, "kwargs": kwargs},
+                config={"type": expectation, "kwargs": kwargs, "line": line},
                 path=str(path),
             )
         )
-    if problems:
-        raise SuiteError("\n".join(problems))
     return Suite(asset_key=key, path=path, checks=tuple(checks))
 
 
-def _expectation(item: Any, where: str, problems: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base__2``, ``base__3``, ...: check names are unique within a suite by construction."""
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}__{number}" in taken:
+        number += 1
+    return f"{base}__{number}"
+
+
+def _invalid(
+    key: AssetKey, path: Path, line: int, name: str, problem: str, severity: Severity = Severity.ERROR
+) -> CheckSpec:
+    """A check that cannot run as written: it reports ``error`` with ``<file>:<line>`` and the fix, once."""
+    return CheckSpec(
+        asset_key=key,
+        name=name,
+        severity=severity,
+        unique_id=f"gx.{key}.{name}",
+        kind="gx",
+        description=f"{path}:{line}: {problem}",
+        config={"invalid": f"{path}:{line}: {problem}", "line": line, "kwargs": {}},
+        path=str(path),
+    )
+
+
+def _item_lines(root: Any) -> list[int]:
+    """The line of each item of the top-level ``expectations:`` list (1-based), from PyYAML's node marks."""
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key_node, value in root.value:
+        if getattr(key_node, "value", None) == "expectations" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _key_line(root: Any, name: str) -> int:
+    for key_node, _ in root.value if isinstance(root, yaml.MappingNode) else ():
+        if getattr(key_node, "value", None) == name:
+            return key_node.start_mark.line + 1
+    return 1
+
+
+def _first_key(item: Any) -> str:
+    if isinstance(item, dict):
+        return next((str(k) for k in item if str(k).startswith("expect_")), "")
+    return ""
+
+
+def _kwargs(item: Any) -> dict[str, Any]:
+    value = item.get(_first_key(item)) if isinstance(item, dict) else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _options(item: Any) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k in _OPTIONS} if isinstance(item, dict) else {}
+
+
+def _expectation(item: Any, problems: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     if not isinstance(item, dict):
-        problems.append(f"{where}: expected a mapping like `- expect_column_values_to_not_be_null: {{column: id}}`")
+        problems.append("expected a mapping like `- expect_column_values_to_not_be_null: {column: id}`")
         return None
     types = [k for k in item if str(k).startswith("expect_")]
     unknown = sorted(str(k) for k in item if k not in _OPTIONS and not str(k).startswith("expect_"))
     if len(types) != 1:
-        problems.append(f"{where}: needs exactly one `expect_...` key, found {len(types)}")
+        problems.append(f"needs exactly one `expect_...` key, found {len(types)}")
         return None
     if unknown:
-        problems.append(f"{where}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_OPTIONS))}")
+        problems.append(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_OPTIONS))}")
         return None
     expectation = str(types[0])
     if not _EXPECTATION.fullmatch(expectation):
-        problems.append(f"{where}: {expectation!r} is not a GX expectation name (snake_case, expect_...)")
+        problems.append(f"{expectation!r} is not a GX expectation name (snake_case, expect_...)")
         return None
     kwargs = item[expectation] or {}
     if not isinstance(kwargs, dict):
-        problems.append(f"{where}: the arguments of {expectation} must be a mapping, got {kwargs!r}")
+        problems.append(f"the arguments of {expectation} must be a mapping, got {kwargs!r}")
         return None
     return expectation, dict(kwargs), {k: v for k, v in item.items() if k in _OPTIONS}
 
 
-def _severity(value: Any, path: Path, where: str, problems: list[str]) -> Severity | None:
+def _severity(value: Any, problems: list[str]) -> Severity | None:
     if value is None:
         return None
     try:
         return Severity(str(value).lower())
     except ValueError:
-        problems.append(f"{path}: {where}: severity {value!r} must be `error` or `warn`")
+        problems.append(f"severity {value!r} must be `error` or `warn`")
         return None
 
 

@@ -32,6 +32,9 @@ expectations:
     name: amount_max
   - expect_column_values_to_not_be_null: {column: missing_column}
     name: broken_declaration
+  - expect_column_values_to_be_unique: {colum: id}
+  - expect_column_values_to_be_in_set: {column: status, value_set: [placed]}
+    colour: red
 """
 ROWS = [
     (1, 10.0, "placed", "a@example.com"),
@@ -49,6 +52,8 @@ EXPECTED = {
     "expect_table_row_count_to_be_between": ("pass", 0),
     "amount_max": ("pass", 0),
     "broken_declaration": ("error", None),
+    "expect_column_values_to_be_unique": ("error", None),  # misspelled argument: one error, the rest still run
+    "expect_column_values_to_be_in_set__status": ("error", None),  # an unknown option
 }
 
 
@@ -75,9 +80,16 @@ def _fill(url: str) -> None:
 
 def _verdicts(runner: SuiteRunner, suite) -> dict[str, tuple[str, int | None]]:
     try:
-        return {o.check.name: (o.status, o.failures) for o in runner.run(suite, "raw", "payments")}
+        outcomes = runner.run(suite, "raw", "payments")
     finally:
         runner.close()
+    names = [o.check.name for o in outcomes]
+    assert len(names) == len(set(names)) == len(suite.checks), f"each check reported once: {names}"
+    misspelled = next(o for o in outcomes if o.check.name == "expect_column_values_to_be_unique")
+    assert misspelled.message.startswith(f"{suite.path}:18: expect_column_values_to_be_unique: "), misspelled.message
+    unknown = next(o for o in outcomes if o.check.name == "expect_column_values_to_be_in_set__status")
+    assert unknown.message == f"{suite.path}:19: unknown option(s) colour; allowed: description, name, severity"
+    return {o.check.name: (o.status, o.failures) for o in outcomes}
 
 
 def test_gx_is_the_pinned_version_and_the_patched_name_exists() -> None:

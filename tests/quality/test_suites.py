@@ -47,27 +47,45 @@ def test_expectations_become_checks_with_names_and_severities(tmp_path: Path) ->
     assert suite.columns == ("amount", "id")
 
 
-def test_every_problem_is_listed_with_its_file(tmp_path: Path) -> None:
+def test_a_suite_named_after_no_asset_is_refused_with_the_fix(tmp_path: Path) -> None:
     write(tmp_path, "raw_shop.paymnets.yml", "expectations: []\n")
-    write(
+    with pytest.raises(SuiteError) as caught:
+        load_suites(tmp_path, KNOWN)
+    assert "raw_shop.paymnets.yml: no asset 'raw_shop.paymnets' in the graph; did you mean raw_shop.payments" in str(
+        caught.value
+    )
+
+
+def test_what_is_wrong_inside_a_suite_is_one_error_check_each_with_file_and_line(tmp_path: Path) -> None:
+    path = write(
         tmp_path,
         "raw_shop.orders.yml",
         "severity: fatal\nexpectations:\n"
         "  - expect_column_values_to_not_be_null: {column: id}\n"
         "  - expect_column_values_to_not_be_null: {column: id}\n"
         "  - {column: id}\n"
-        "  - expect_x: {column: id}\n    colour: red\n",
+        "  - expect_x: {column: id}\n    colour: red\n"
+        "  - expect_column_values_to_be_unique: {colum: id}\n",
     )
     write(tmp_path, "marts.orders.yml", "expectations: [\n")
-    with pytest.raises(SuiteError) as caught:
-        load_suites(tmp_path, KNOWN)
-    text = str(caught.value)
-    assert "raw_shop.paymnets.yml: no asset 'raw_shop.paymnets' in the graph; did you mean raw_shop.payments" in text
-    assert "severity 'fatal' must be `error` or `warn`" in text
-    assert "used twice in this file; give one a `name:`" in text
-    assert "expectation 3: needs exactly one `expect_...` key" in text
-    assert "unknown option(s) colour" in text
-    assert "marts.orders.yml: not valid YAML" in text
+    suites = {str(s.asset_key): s for s in load_suites(tmp_path, KNOWN)}
+    orders = suites["raw_shop.orders"].checks
+    names = [c.name for c in orders]
+    assert len(names) == len(set(names)) == 6, "check names are unique by construction"
+    assert names[:3] == [
+        "gx_suite",
+        "expect_column_values_to_not_be_null__id",
+        "expect_column_values_to_not_be_null__id__2",
+    ]
+    invalid = {c.name: c.config["invalid"] for c in orders if "invalid" in c.config}
+    assert invalid["gx_suite"] == f"{path}:1: severity 'fatal' must be `error` or `warn`"
+    assert invalid["expectation"] == f"{path}:5: needs exactly one `expect_...` key, found 0"
+    assert f"{path}:6:" in invalid["expect_x__id"] and "unknown option(s) colour" in invalid["expect_x__id"]
+    # the misspelled argument passes here; GX refuses it when the suite runs (one error, named once)
+    assert orders[-1].name == "expect_column_values_to_be_unique" and "invalid" not in orders[-1].config
+    (broken,) = suites["marts.orders"].checks
+    assert broken.name == "gx_suite" and broken.config["invalid"].startswith(f"{tmp_path / 'marts.orders.yml'}:")
+    assert "not valid YAML" in broken.config["invalid"]
 
 
 def test_no_suites_folder_means_no_suites(tmp_path: Path) -> None:
