@@ -66,7 +66,9 @@ def assets(
     stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest()[1])
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
     for column in ("key", "kind", "layer", "upstream", "checks", "stale"):
-        table.add_column(column, justify="right" if column in ("upstream", "checks") else "left")
+        table.add_column(
+            column, justify="right" if column in ("upstream", "checks") else "left", no_wrap=column == "key"
+        )
     for key in graph.toposorted():
         if key in chosen:
             spec = graph.specs[key]
@@ -109,33 +111,50 @@ def status(
     checks = run_log.latest_checks()
     stale = stale_reasons(graph, successful)
     table = Table(title=f"Asset status on {resolved.name}")
-    for column in ("key", "kind", "status", "attempts", "rows", "ended", "run", "checks", "stale"):
-        table.add_column(column)
+    wide = console.width >= 150  # the kind and the run id only where they fit beside whole keys
+    columns = ["key", *(["kind"] if wide else []), "status", "tries", "rows", "ended", *(["run"] if wide else [])]
+    for column in [*columns, "checks", "stale"]:
+        # keys, statuses and times stay whole; the check counts and staleness reasons wrap
+        table.add_column(
+            column,
+            no_wrap=column != "stale",
+            justify="right" if column in ("tries", "rows") else "left",
+        )
     for key in graph.toposorted():
         if key not in chosen or not graph.specs[key].builds:
             continue
         record = latest.get(str(key))
+        cells = {
+            "key": str(key),
+            "kind": graph.specs[key].kind.value,
+            "status": styled(record.status) if record else "[dim]never[/]",
+            "tries": str(record.attempts) if record else "",
+            "rows": "" if record is None or record.rows is None else f"{record.rows:,}",
+            "ended": record.ended_at.strftime("%m-%d %H:%M") if record and record.ended_at else "",
+            "run": record.run_id[:8] if record else "",
+        }
+        statuses = [checks[(str(key), c.name)][0].status for c in graph.checks_for(key) if (str(key), c.name) in checks]
         table.add_row(
-            str(key),
-            graph.specs[key].kind.value,
-            styled(record.status) if record else "[dim]never[/]",
-            str(record.attempts) if record else "",
-            "" if record is None or record.rows is None else f"{record.rows:,}",
-            record.ended_at.strftime("%Y-%m-%d %H:%M:%S") if record and record.ended_at else "",
-            (record.run_id[:8] if record else ""),
-            _check_summary(
-                [checks[(str(key), c.name)][0].status for c in graph.checks_for(key) if (str(key), c.name) in checks]
-            ),
+            *(cells[c] for c in columns),
+            _check_summary(statuses),
             f"[yellow]{stale[key]}[/]" if key in stale else "",
         )
     console.print(table)
 
 
+_GLYPHS = {"pass": "✓", "success": "✓", "warn": "!", "fail": "✗", "error": "✗", "skipped": "–"}
+"""Plain glyphs (no emoji font needed), so a row's check counts fit beside a whole key: ``8✓ 1!``."""
+
+
 def _check_summary(statuses: list[str]) -> str:
+    from orchestration.console import _STATUS_STYLE as _COLOURS
     from orchestration.console import styled
 
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
-    return " ".join(f"{n} {styled(s)}" for s, n in counts.items())
+    return " ".join(
+        f"{n}[{_COLOURS.get(s, 'white')}]{_GLYPHS[s]}[/]" if s in _GLYPHS else f"{n} {styled(s)}"
+        for s, n in counts.items()
+    )
 
 
 @app.command()
@@ -163,7 +182,12 @@ def checks(
     latest = RunLog.for_target(project, resolved).latest_checks()
     table = Table(title=f"Checks on {resolved.name}")
     for column in ("asset", "check", "kind", "severity", "last", "rows", "when", "detail"):
-        table.add_column(column, overflow="fold", justify="right" if column == "rows" else "left")
+        table.add_column(
+            column,
+            overflow="fold",
+            justify="right" if column == "rows" else "left",
+            no_wrap=column in ("asset", "check"),
+        )
     shown = 0
     for check in sorted(graph.checks, key=lambda c: (c.subject, c.name)):
         if check.unique_id in graph.nodes:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetGraph, AssetKey, CheckSpec
 from assets.checks import CheckOutcome, freshness_outcome
+from orchestration import interrupts
+from orchestration.outcomes import Outcome
 from orchestration.project import Project
 from orchestration.targets import Target
-from orchestration.task_mirror import Outcome, TaskRunMirror
 
 if TYPE_CHECKING:
     from ingestion import LoadResult
@@ -27,6 +28,10 @@ def _mirror_outcome(outcome: CheckOutcome) -> str:
     if outcome.status == "skipped":
         return Outcome.SKIPPED
     return Outcome.FAILED if outcome.failed else Outcome.SUCCESS
+
+
+if TYPE_CHECKING:
+    from orchestration.task_mirror import TaskRunMirror
 
 
 class RunChecks:
@@ -40,6 +45,8 @@ class RunChecks:
         self.outcomes: list[CheckOutcome] = []
         self.data_docs: Path | None = None
         self.errors: list[str] = []
+        self.notes: list[str] = []
+        """What the run repaired on its way (unreadable GX files an interrupted run left), shown with the summary."""
         self._gx: SuiteRunner | None = None
 
     def _record(self, outcome: CheckOutcome) -> None:
@@ -123,7 +130,9 @@ class RunChecks:
                 for check in checks:
                     self.mirror.open(check.unique_id)
                 suite = Suite(asset_key=key, path=Path(checks[0].path), checks=tuple(checks))
-                for outcome in runner.run(suite, key.parts[0], key.parts[-1]):
+                outcomes = runner.run(suite, key.parts[0], key.parts[-1])
+                interrupts.check()  # GX may report an interrupted query as a failed expectation
+                for outcome in outcomes:
                     self._record(outcome)
         finally:
             runner.close()  # DuckDB: dbt needs the file next
@@ -142,14 +151,17 @@ class RunChecks:
             from quality.gx_runner import SuiteRunner, Warehouse
 
             self._gx = SuiteRunner(self.project.data_dir, Warehouse(self.target.name, self.target.sqlalchemy_url()))
+            self.notes.extend(f"GX store: removed {what}" for what in self._gx.tidied)
         return self._gx
 
-    def close(self) -> None:
-        """Build GX Data Docs when suites ran (a failure to build them is reported, never fatal)."""
+    def close(self, build_docs: bool = True) -> None:
+        """Build GX Data Docs when suites ran (a failure to build them is reported, never fatal); an interrupted
+        run skips them (seconds of work nobody waits for)."""
         if self._gx is None:
             return
         try:
-            self.data_docs = self._gx.build_docs()
+            if build_docs:
+                self.data_docs = self._gx.build_docs()
         except Exception as exc:  # Data Docs are a view; a broken view must not fail the run
             self.errors.append(f"GX Data Docs: {type(exc).__name__}: {exc}")
         finally:

@@ -6,6 +6,7 @@ This module holds the commands that run things (demo, ingest, sources, materiali
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from typing import Annotated
 
@@ -148,27 +149,72 @@ def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
         console.print(f"{'wrote' if changed else 'unchanged'} {path}")
 
 
-def _run_flow(project: Project, resolved, **parameters) -> None:
-    """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed."""
-    from orchestration.console import RichReporter, dbt_status_line, summary_tables
-    from orchestration.materialize import materialize_flow
-    from orchestration.progress import set_reporter
+def _local_server(project: Project):
+    """Start Headwater's own local Prefect API when none is configured (see ``local_server``); None otherwise."""
+    import atexit
+    import os
 
-    progress = RichReporter.progress_bar()
-    set_reporter(RichReporter(progress))
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    from orchestration import interrupts
+    from orchestration.local_server import LocalServer
+
+    server = LocalServer(project.data_dir / "prefect_server.log").start()
+    os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect is imported: its settings read it then
+    atexit.register(server.stop)
+    interrupts.on_exit(server.kill)
+    return server
+
+
+def _run_flow(project: Project, resolved, **parameters) -> None:
+    """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
+    (128 + the signal's number when a signal interrupted it)."""
+    from orchestration import interrupts
+
+    server = _local_server(project)
+    interrupts.on_exit(_release)  # a second signal ends the process at once: still without leaked semaphores
+    with _prefect_settings(server):
+        _run_and_report(project, resolved, server, parameters)
+
+
+@contextlib.contextmanager
+def _prefect_settings(server):
+    """Prefect talks to the local API for the rest of this process, whenever Prefect was imported, and never starts
+    an ephemeral server of its own (one the CLI's fast exit would leave running)."""
+    if server is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
+        yield
+
+
+def _run_and_report(project: Project, resolved, server, parameters: dict) -> None:
+    from orchestration import interrupts
+
     try:
-        with progress:
-            state = materialize_flow(
-                target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
-            )
-    finally:
-        set_reporter(None)
-    from orchestration.materialize import MaterializeFailed
+        with interrupts.interruptible():
+            state = _flow_state(project, resolved, server, parameters)
+    except interrupts.Interrupted as exc:  # before the run started or after it ended: nothing to record
+        console.print(f"[red]interrupted by {exc.name}[/] before the run could record anything; nothing changed")
+        if server is not None:
+            server.stop()
+        raise typer.Exit(code=exc.exit_code) from None
+    from orchestration.console import dbt_status_line, summary_tables
+    from orchestration.materialize import MaterializeFailed, MaterializeInterrupted
 
     try:
         report = state.result(raise_on_failure=False)
     except Exception as exc:  # the flow crashed before producing a report: show why, not a traceback
         raise _fail(f"the run crashed: {exc}") from None
+    if isinstance(report, MaterializeInterrupted):
+        console.print(f"[red]{report}[/]", highlight=False)
+        if report.report is None:
+            if server is not None:
+                server.stop()
+            raise typer.Exit(code=report.exit_code)
+        _finish(report.report, report.exit_code, server)
     if isinstance(report, MaterializeFailed):
         report = report.report
     if isinstance(report, BaseException) or not hasattr(report, "ok"):
@@ -206,7 +252,28 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
             f"[red]run failed[/] on target {report.target} (flow run {report.run_id}); "
             "`headwater retry` re-runs only the failed and skipped assets"
         )
-    _finish(report, 0 if report.ok else 1)
+    _finish(report, 0 if report.ok else 1, server)
+
+
+def _flow_state(project: Project, resolved, server, parameters: dict):
+    """The materialize flow's final state, with progress bars (the local server must answer first)."""
+    from orchestration.console import RichReporter
+    from orchestration.progress import set_reporter
+
+    if server is not None:
+        with console.status("starting the local Prefect API"):
+            server.wait()
+    from orchestration.materialize import materialize_flow
+
+    progress = RichReporter.progress_bar()
+    set_reporter(RichReporter(progress))
+    try:
+        with progress:
+            return materialize_flow(
+                target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
+            )
+    finally:
+        set_reporter(None)
 
 
 def _print_failures(report) -> None:
@@ -232,48 +299,51 @@ def _print_failures(report) -> None:
         shown += 1
 
 
-def _finish(report, code: int) -> None:
+def _finish(report, code: int, server=None) -> None:
     """End the process once every record is safe.
 
-    On Prefect's ephemeral server, wait until the server has recorded the run's task runs: it drops what
-    is still queued when this process stops it. With a started server, flush the event and log queues,
-    release DuckDB, and exit without the interpreter's slow teardown of dbt's objects (~1.5 s).
+    With Headwater's local server, wait until it has recorded the run's task runs (events are stored
+    asynchronously), then stop it. Flush the event and log queues, release DuckDB, and exit without the
+    interpreter's slow teardown of dbt's objects (~1.5 s).
     """
     import os
     import sys
 
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL
 
     EventsWorker.drain_all(timeout=120)
     APILogWorker.drain_all(timeout=120)
-    if not PREFECT_API_URL.value():
+    if server is not None:
         from orchestration.records import wait_for_task_runs
 
         recorded = wait_for_task_runs(report.flow_run_id, report.task_runs, timeout=60)
         if recorded < report.task_runs:
-            console.print(
-                f"[yellow]the ephemeral Prefect server recorded {recorded} of {report.task_runs} task runs[/]"
-            )
-        raise typer.Exit(code=code)
+            console.print(f"[yellow]the local Prefect server recorded {recorded} of {report.task_runs} task runs[/]")
+        server.stop()
     if not _FAST_EXIT:
         raise typer.Exit(code=code)
+    _release()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _release() -> None:
+    """What the interpreter's exit would do that matters: close DuckDB (a clean checkpoint) and release dbt's
+    semaphores (or the resource tracker warns of leaks)."""
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
         DuckDBConnectionManager.close_all_connections()
         import gc
 
-        gc.collect()  # closes the DuckDB database: a clean checkpoint, as a normal exit would
+        gc.collect()
     except ImportError:
         pass
     import multiprocessing.util
 
-    multiprocessing.util._exit_function()  # release dbt's semaphores, or the resource tracker warns of leaks
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    multiprocessing.util._exit_function()
 
 
 _FAST_EXIT = False
@@ -370,7 +440,8 @@ def retry(
         todo, checks_todo = _unfinished(project, resolved, log, last, run_vars), []
     else:
         graph = _retry_graph(project, resolved, run_vars)
-        failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped")}
+        unfinished = ("failed", "skipped", "interrupted")
+        failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in unfinished}
         records = log.check_records(last["run_id"])
         by_subject = {(c.subject, c.name): c for c in graph.checks}
         checks_todo = sorted(

@@ -54,6 +54,8 @@ _STATUS_STYLE = {
     "skipped": "yellow",
     "error": "red",
     "fail": "red",
+    "failed": "red",
+    "interrupted": "red",
 }
 
 
@@ -141,14 +143,15 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.report.Mater
     problems.sort(key=lambda c: (not c.failed, c.check.id))  # failures first: they are what the reader needs
     if problems:
         checks = Table(title="Checks that did not pass")
+        widths = {"check": 20, "severity": 8, "status": 7, "rows": 4, "detail": 24}
         for column in ("asset", "check", "severity", "status", "rows", "detail"):
-            # keys and check names stay whole; the detail gives way
+            # asset keys stay whole; long test names fold; every other column keeps a readable width
             checks.add_column(
                 column,
                 justify="right" if column == "rows" else "left",
                 overflow="fold",
-                no_wrap=column in ("asset", "check"),
-                min_width=12 if column == "detail" else None,
+                no_wrap=column in ("asset", "severity", "status", "rows"),
+                min_width=widths.get(column),
             )
         for result in problems[:MAX_ROWS]:
             checks.add_row(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestration import interrupts
 from orchestration.project import Project
 from orchestration.targets import Target
 
@@ -183,6 +184,7 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
         DbtInvocationError: the project does not parse; the message carries dbt's error.
     """
     result = invoke(project, target, ["parse"], options=options)
+    interrupts.check()
     if not result.success:
         raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
     _PARSED[_cache_key(project, target, options)] = result.result
@@ -313,6 +315,9 @@ def build(
             shutil.rmtree(state, ignore_errors=True)
     if target.type == "duckdb":
         release_duckdb()
+    # a signal stopped dbt (it cancelled its queries); whatever dbt made of it (it may report the connection it
+    # closed on the way out as the error), the run was interrupted
+    interrupts.check()
     if result.exception is not None and result.result is None:
         raise DbtInvocationError(f"dbt build could not run: {result.exception}")
     nodes_out = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assets import AssetKey, AssetKind
 from assets.checks import CheckOutcome, blocked_by
@@ -18,13 +18,16 @@ from orchestration import dbt_executor
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
 from orchestration.engine import DbtSegment, NodeOutcome, WarehouseLost, lost_connection
+from orchestration.outcomes import Outcome
 from orchestration.plan import RunPlan
 from orchestration.progress import reporter
 from orchestration.project import Project
 from orchestration.report import AssetResult, MaterializeReport, dbt_check_outcomes
 from orchestration.run_tasks import node_policies
 from orchestration.targets import Target
-from orchestration.task_mirror import Outcome, TaskRunMirror
+
+if TYPE_CHECKING:
+    from orchestration.task_mirror import TaskRunMirror
 
 _SKIPPED_BY_DBT = "skipped by dbt: an upstream node or error-severity test failed"
 
@@ -127,6 +130,11 @@ def build_dbt(
             dbt_checks = dbt_check_outcomes(graph, segment.outcomes)
             built = [k for k in plan.dbt_keys if (r := report.assets.get(str(k))) and r.status == "success"]
             checks.suites(k for k in built if k not in _suited(checks))
+    except KeyboardInterrupt:  # a signal (interrupts.Interrupted): keep what finished, the flow marks the rest
+        record_dbt(plan, segment.outcomes, report)
+        report.checks.extend(dbt_check_outcomes(graph, segment.outcomes))
+        report.rounds = segment.rounds
+        raise
     except WarehouseLost as exc:
         report.warehouse_error = _warehouse_error(target, str(exc))
         record_dbt(plan, segment.outcomes, report)  # what the invocations before the outage did

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from assets import AssetGraph, AssetKey
 from assets.checks import CheckOutcome, blocked_by
 from orchestration import dbt_executor
+from orchestration.outcomes import Outcome
 from orchestration.project import Project
 from orchestration.targets import Target
-from orchestration.task_mirror import Outcome, TaskRunMirror
 
 FAILED = ("error", "fail", "runtime error", "partial success")
 PASSED = ("success", "pass", "warn", "no-op")
@@ -51,6 +52,10 @@ def lost_connection(message: str) -> str | None:
         if any(marker in line.lower() for marker in _LOST):
             return line.strip()
     return None
+
+
+if TYPE_CHECKING:
+    from orchestration.task_mirror import TaskRunMirror
 
 
 class WarehouseLost(RuntimeError):

@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed
 
 from assets import AssetKey, AssetKind, SelectionError
 from assets.checks import blocked_by
-from orchestration import dbt_executor
+from orchestration import dbt_executor, interrupts
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
@@ -26,7 +26,14 @@ from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
 from orchestration.python_assets import load_python_assets, run_python_assets
-from orchestration.report import AssetResult, MaterializeReport, alerts_for, records
+from orchestration.report import (
+    AssetResult,
+    MaterializeInterrupted,
+    MaterializeReport,
+    alerts_for,
+    mark_unfinished,
+    records,
+)
 from orchestration.run_log import RunLog
 from orchestration.run_tasks import mirrored_tasks
 from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
@@ -95,6 +102,7 @@ def _ingest(
         try:
             load = load_source(project, target, definition, tables)
         except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
+            interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
             ended = datetime.now(UTC)
             message = f"{type(exc).__name__}: {exc}"
             for table in tables:
@@ -167,10 +175,13 @@ def materialize_flow(
             full_refresh=full_refresh,
             threads=threads,
         )
-        with lock, target_lock(project, resolved):  # one run per warehouse, whoever started it
+        with interrupts.interruptible(), lock, target_lock(project, resolved):  # one run per warehouse
             return _materialize(
                 project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection
             )
+    except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
+        failure = MaterializeInterrupted(None, exc)
+        return Failed(message=str(failure), data=failure)
     except (TargetBusy, WarehouseUnreachable, SelectionError, dbt_executor.DbtVarsError) as exc:
         # the user's to fix, not a crash: a Failed state with the message, no traceback in the log
         get_run_logger().error("%s", exc)
@@ -198,6 +209,7 @@ def _materialize(
             get_run_logger().warning("demo inputs were missing: created them at %s (day %s)", project.data_dir, day)
     progress = reporter()
     progress.phase("prepare manifest", total=None)
+    interrupts.at("preparing the manifest")
     manifest = dbt_executor.parse(project, resolved, options)
     defaults = dbt_executor.project_defaults(project)
     python_assets = load_python_assets(project.root)
@@ -228,6 +240,7 @@ def _materialize(
     checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
     try:
         if plan.ingest:
+            interrupts.at("ingest")
             _ingest(project, resolved, plan, mirror, report, checks, checkpoints)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
@@ -238,8 +251,10 @@ def _materialize(
                 plan = plan_run(graph, selection, exclude, indirect=indirect)
                 checks.graph = checkpoints.graph = graph
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites
+        interrupts.at("the checks of the raw tables")
         checks.freshness(plan.freshness_keys)
         checks.suites(k for k in plan.selected if _landed(report, k))
+        interrupts.at("dbt build")
         build_dbt(
             project,
             resolved,
@@ -256,21 +271,28 @@ def _materialize(
         report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
         for key, reason in blocked_by(plan.graph, report.checks, bad_assets(report)).items():
             report.blocked.setdefault(str(key), reason)
+        interrupts.at("the Python assets")
         run_python_assets(plan, python_assets, mirror, report, resolved)
+    except interrupts.Interrupted as exc:
+        report.interrupted = f"{exc.name} during {interrupts.phase()}"
+        report.exit_code = exc.exit_code
     finally:
-        checks.close()
+        interrupts.at("recording the run")
+        if report.interrupted:
+            mark_unfinished(plan, report, mirror, f"not finished: the run was interrupted by {report.interrupted}")
+        checks.close(build_docs=not report.interrupted)
         report.data_docs = str(checks.data_docs) if checks.data_docs else None
         report.alert_errors.extend(checks.errors)
         mirror.close()
         checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
-        report.mirror_errors = [*mirror.errors, *checkpoints.errors]
+        report.mirror_errors = [*mirror.errors, *checkpoints.errors, *checks.notes]
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None
-        router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))
+        router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))  # ends at its deadline
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
         materializations, checks = records(plan.graph, report)
-        status = "success" if report.ok else "failed"
+        status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
         try:
             run_log.finish_run(run_id, status, datetime.now(UTC), materializations, checks, attempts=3)
         except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
@@ -279,6 +301,9 @@ def _materialize(
                 f"{str(exc).strip().splitlines()[0][:200]}); it stays 'running' there, so `headwater retry` "
                 "treats the run as unfinished and re-runs what it did not checkpoint"
             )
+    if report.interrupted:
+        stopped = MaterializeInterrupted(report, interrupts.received() or interrupts.Interrupted(2))
+        return Failed(message=str(stopped), data=stopped)
     if report.ok:
         return Completed(message="materialized", data=report)
     failure = MaterializeFailed(report)

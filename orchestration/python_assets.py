@@ -6,15 +6,19 @@ import importlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from assets import AssetKind
 from assets.python import AssetContext, PythonAsset, collect
+from orchestration.outcomes import Outcome
 from orchestration.plan import RunPlan
 from orchestration.report import AssetResult, MaterializeReport
 from orchestration.targets import Target
-from orchestration.task_mirror import Outcome, TaskRunMirror
+
+if TYPE_CHECKING:
+    from orchestration.task_mirror import TaskRunMirror
 
 ENV = "HEADWATER_PYTHON_ASSETS"
 
@@ -64,6 +68,7 @@ def run_python_assets(
 ) -> None:
     """Run the selected Python assets in topological order; one whose upstream failed or was skipped is
     skipped, one that raises is retried within its budget, then fails (its descendants are skipped)."""
+
     by_key = {a.spec.key: a for a in python_assets}
     for key in plan.graph.toposorted():
         if key not in plan.selected or key not in by_key:

@@ -56,6 +56,9 @@ class MaterializeReport:
     """The final dbt status of every node dbt reported (hooks included), by unique id: dbt's own counts."""
     vars: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)
+    interrupted: str | None = None
+    """Set when a signal stopped the run: which, and in what phase (``SIGTERM during dbt build``)."""
+    exit_code: int = 0
 
     @property
     def failed(self) -> list[AssetResult]:
@@ -77,7 +80,13 @@ class MaterializeReport:
         """Nothing failed, nothing was skipped, no check failed, and dbt reported no node failing (the last is a
         backstop: every dbt result is already an asset, check or hook result)."""
         dbt_failed = any(status in FAILED for status in self.dbt_statuses.values())
-        return not self.failed and not self.skipped and not self.failed_checks and not dbt_failed
+        clean = not self.failed and not self.skipped and not self.failed_checks
+        return clean and not dbt_failed and not self.interrupted
+
+    @property
+    def unfinished(self) -> list[AssetResult]:
+        """Assets an interruption left unbuilt."""
+        return [r for r in self.assets.values() if r.status == "interrupted"]
 
     def dbt_counts(self) -> dict[str, int]:
         """dbt's end-of-run counts over the final status of every node it reported (``PASS=.. ERROR=..``)."""
@@ -113,6 +122,53 @@ def dbt_check_outcomes(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -
     return results
 
 
+class MaterializeInterrupted(Exception):
+    """A run a signal stopped; ``report`` (None when it stopped before the run was recorded) says what did not
+    finish, ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, report: MaterializeReport | None, interruption: BaseException) -> None:
+        self.report = report
+        self.exit_code = getattr(interruption, "exit_code", 130)
+        name = getattr(interruption, "name", "a signal")
+        if report is None:
+            message = f"interrupted by {name} before the run was recorded; nothing changed"
+        else:
+            left = len(report.unfinished)
+            message = (
+                f"interrupted by {report.interrupted}: {left} asset(s) did not finish (run {report.run_id}); "
+                "`headwater retry` runs them"
+            )
+        super().__init__(message)
+
+    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+        return (_rebuild_interrupted, (self.report, self.exit_code, str(self)))
+
+
+def _rebuild_interrupted(report: MaterializeReport | None, exit_code: int, message: str) -> MaterializeInterrupted:
+    stopped = MaterializeInterrupted.__new__(MaterializeInterrupted)
+    Exception.__init__(stopped, message)
+    stopped.report, stopped.exit_code = report, exit_code
+    return stopped
+
+
+def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: str) -> None:
+    """Every asset the run selected and did not finish is recorded ``interrupted`` (so ``retry`` runs exactly those)
+    and its task run ends Interrupted; what finished, failed or was skipped stays as it is."""
+    from orchestration.outcomes import Outcome
+
+    graph = plan.graph
+    ended = ("success", "unchanged", "no-op", "failed", "skipped")
+    for key in sorted(plan.selected):
+        spec = graph.specs[key]
+        result = report.assets.get(str(key))
+        if not spec.builds or (result is not None and result.status in ended):
+            continue
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "interrupted", 0, None, None, message=message, node_id=spec.unique_id
+        )
+        mirror.finish(spec.unique_id, Outcome.INTERRUPTED, message)
+
+
 def _spec(graph: AssetGraph, key: str):
     """The spec of a result's key; None for what is no asset (a hook, a check's package)."""
     try:
@@ -141,6 +197,11 @@ def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None
     alerts = [
         alert(r.key, r.kind, r.message or "failed", r.attempts) for r in sorted(report.failed, key=lambda r: r.key)
     ]
+    if report.interrupted:  # one alert for the run, not one per asset it did not reach
+        left = sorted(r.key for r in report.unfinished)
+        shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        error = f"the run was interrupted by {report.interrupted}; {len(left)} asset(s) did not finish: {shown}"
+        alerts.append(alert(f"run {report.run_id}", "run interrupted", error, 1))
     for check in sorted(report.checks, key=lambda c: c.check.id):
         if check.alerting:
             error = check.message or f"{check.failures} failing rows"

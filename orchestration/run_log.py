@@ -187,8 +187,14 @@ class RunLog:
         """The newest materialization per asset, and the newest successful one, from one scan."""
         latest: dict[str, Materialization] = {}
         successful: dict[str, Materialization] = {}
+        # newest run last (a skipped or interrupted asset has no end time, yet it is the newest word on it)
+        query = (
+            sa.select(MATERIALIZATIONS)
+            .join(RUNS, RUNS.c.run_id == MATERIALIZATIONS.c.run_id, isouter=True)
+            .order_by(RUNS.c.started_at, MATERIALIZATIONS.c.ended_at)
+        )
         with self.engine.connect() as conn:
-            for row in conn.execute(sa.select(MATERIALIZATIONS).order_by(MATERIALIZATIONS.c.ended_at)).mappings():
+            for row in conn.execute(query).mappings():
                 record = Materialization(**dict(row))
                 latest[record.asset_key] = record
                 if record.status == "success":

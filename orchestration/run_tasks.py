@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from assets import AssetKind
 from orchestration.engine import DbtNodePolicy
+from orchestration.outcomes import MirroredTask
 from orchestration.plan import RunPlan
-from orchestration.task_mirror import MirroredTask
 
 
 def run_nodes(plan: RunPlan) -> list[str]:

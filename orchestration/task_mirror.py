@@ -14,34 +14,17 @@ import queue
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prefect.client.schemas.objects import TaskRun, TaskRunPolicy, TaskRunResult
 from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending, Retrying, Running, State
 from prefect.utilities.engine import emit_task_run_state_change_event
 
+from orchestration.outcomes import MirroredTask, Outcome
+
+__all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MirroredTask:
-    """What a mirrored task run is: its node id, display name, tags, retry budget and upstream nodes."""
-
-    node_id: str
-    name: str
-    tags: tuple[str, ...] = ()
-    retries: int = 0
-    upstream: tuple[str, ...] = ()
-
-
-class Outcome:
-    """Final or intermediate outcomes a node can report."""
-
-    SUCCESS = "success"
-    FAILED = "failed"  # final failure
-    AWAITING_RETRY = "awaiting_retry"  # failed, will run again in the next retry round
-    SKIPPED = "skipped"
 
 
 class TaskRunMirror:
@@ -160,6 +143,8 @@ class TaskRunMirror:
             state.timestamp = at
         elif outcome == Outcome.SKIPPED:
             state = Cancelled(timestamp=at, name="Skipped", message=message or "an upstream asset failed")
+        elif outcome == Outcome.INTERRUPTED:
+            state = Cancelled(timestamp=at, name="Interrupted", message=message or "the run was interrupted")
         else:
             state = Failed(timestamp=at, message=message or None)
         if state.is_final():

@@ -14,6 +14,7 @@ inside functions, and only runs that have suites to run call them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -95,6 +96,7 @@ class SuiteRunner:
         self.warehouse = warehouse
         self.root_dir = Path(root_dir)
         self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.tidied = tidy_store(self.root_dir / "gx")
         self.gx = gx
         self.context = gx.get_context(mode="file", project_root_dir=str(self.root_dir))
         self.context.variables.progress_bars = {"globally": False}
@@ -165,6 +167,38 @@ class SuiteRunner:
                 execution_engine.engine.dispose()
             if getattr(datasource, "_engine", None) is not None:
                 datasource._engine.dispose()
+
+
+KEEP_VALIDATIONS = 20
+"""Validation results kept per suite; GX keeps every one otherwise (~0.4 MB per demo run, without bound)."""
+
+
+def tidy_store(gx_dir: Path, keep: int = KEEP_VALIDATIONS) -> list[str]:
+    """Make GX's file store safe to open: remove JSON files a run interrupted mid-write left unreadable (suites and
+    validation definitions are written again by the next run; one run's validation result is what is lost), and keep
+    only the newest ``keep`` validation results per suite. Returns what it removed, for the run's report."""
+    removed: list[str] = []
+    if not gx_dir.is_dir():
+        return removed
+    for folder in ("expectations", "validation_definitions", "checkpoints", "uncommitted/validations"):
+        for path in sorted((gx_dir / folder).rglob("*.json")):
+            try:
+                json.loads(path.read_text())
+            except (ValueError, OSError):
+                path.unlink(missing_ok=True)
+                removed.append(f"{path}: unreadable (a run stopped while GX wrote it)")
+    validations = gx_dir / "uncommitted" / "validations"
+    if validations.is_dir():
+        by_suite: dict[Path, list[Path]] = {}
+        for path in validations.rglob("*.json"):
+            by_suite.setdefault(path.relative_to(validations).parents[-3], []).append(path)
+        for paths in by_suite.values():
+            for path in sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
+                path.unlink(missing_ok=True)
+        for folder in sorted((p for p in validations.rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
 
 
 def data_docs_index(root_dir: Path) -> Path:

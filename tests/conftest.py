@@ -94,12 +94,14 @@ def hw_env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
 
 SHARED_SCENARIO = {"tests.orchestration.test_docs_catalog", "tests.orchestration.test_end_to_end"}
 """Modules that use the session's materialized demo (tests/orchestration/conftest.py ``scenario``)."""
-LONGEST = ("tests/orchestration/test_docs_catalog.py", "tests/orchestration/test_end_to_end.py",
+LONGEST = ("tests/reliability/test_interrupts.py", "tests/orchestration/test_docs_catalog.py",
+           "tests/orchestration/test_end_to_end.py", "tests/orchestration/test_dbt_semantics.py",
            "tests/orchestration/test_deployment.py", "tests/orchestration/test_postgres_target.py",
-           "tests/reliability/test_crash_ingest.py", "tests/reliability/test_overlapping_runs.py",
-           "tests/orchestration/test_checks.py", "tests/reliability/test_warehouse_down.py",
-           "tests/reliability/test_load.py", "tests/reliability/test_bad_records.py",
-           "tests/reliability/test_crash_dbt.py")  # fmt: skip
+           "tests/reliability/test_interrupts_postgres.py", "tests/reliability/test_crash_ingest.py",
+           "tests/reliability/test_overlapping_runs.py", "tests/orchestration/test_checks.py",
+           "tests/reliability/test_warehouse_down.py", "tests/reliability/test_load.py",
+           "tests/reliability/test_bad_records.py", "tests/orchestration/test_stage_cut.py",
+           "tests/reliability/test_crash_dbt.py", "tests/assets/test_selection_vs_dbt.py")  # fmt: skip
 """The slowest modules, longest first (``--durations`` on three workers): handed out first so that the workers end
 together (pytest-xdist keeps this order under ``--no-loadscope-reorder``)."""
 

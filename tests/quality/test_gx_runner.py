@@ -171,3 +171,30 @@ def test_unknown_expectation_is_an_error_outcome(tmp_path: Path) -> None:
     finally:
         runner.close()
     assert outcome.status == "error" and "expect_column_to_be_wonderful" in outcome.message
+
+
+def test_the_gx_store_drops_what_an_interrupted_run_left_unreadable_and_keeps_the_newest_results(
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+
+    from quality.gx_runner import tidy_store
+
+    gx_dir = tmp_path / "gx"
+    suite = gx_dir / "expectations" / "raw" / "payments.json"
+    suite.parent.mkdir(parents=True)
+    suite.write_text('{"name": "raw.payme')  # a run stopped while GX wrote it
+    kept = gx_dir / "expectations" / "raw" / "orders.json"
+    kept.write_text(json.dumps({"name": "raw.orders"}))
+    for i in range(7):
+        result = gx_dir / "uncommitted" / "validations" / "raw" / "payments" / "__none__" / f"2026{i:02d}" / "r.json"
+        result.parent.mkdir(parents=True)
+        result.write_text("{}")
+        os.utime(result, (1_000_000 + i, 1_000_000 + i))
+    removed = tidy_store(gx_dir, keep=3)
+    assert removed == [f"{suite}: unreadable (a run stopped while GX wrote it)"]
+    assert not suite.exists() and kept.exists()
+    left = sorted(p.parent.name for p in (gx_dir / "uncommitted" / "validations").rglob("*.json"))
+    assert left == ["202604", "202605", "202606"], "the newest three results, their empty folders gone"
+    assert len(list((gx_dir / "uncommitted" / "validations" / "raw" / "payments" / "__none__").iterdir())) == 3

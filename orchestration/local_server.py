@@ -1,0 +1,100 @@
+"""Prefect's API for one CLI run when no ``PREFECT_API_URL`` is set: what Prefect's ephemeral mode does, made safe.
+
+Prefect's ephemeral server is a child in the CLI's process group: a Ctrl-C in the terminal reaches it first, the run
+then cannot record anything, and a SIGTERM or kill -9 of the CLI leaves it running. Headwater starts the same API
+itself (``prefect server start``, a public command) in its own session, so the terminal's Ctrl-C reaches only the
+run; with a parent-death signal, so it never outlives the CLI (kill -9 included); and stops it only once the run's
+records are in. It starts while the CLI imports and parses, so its start-up overlaps the run's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends SIGTERM to this child when the CLI dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalServer:
+    """A ``prefect server start`` child of this process; ``api_url`` is valid from :meth:`start` on."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = _free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalServer:
+        """Start the server (returns at once; :meth:`wait` blocks until it answers)."""
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env.update(PREFECT_UI_ENABLED="false", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the terminal's Ctrl-C goes to the run, not to its API
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        return self
+
+    def wait(self, timeout: float = 120.0) -> None:
+        """Block until the API answers.
+
+        Raises:
+            RuntimeError: the server exited or did not answer within ``timeout``; the message names its log.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"the local Prefect server exited at start; its log: {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the local Prefect server did not answer within {timeout:.0f} s; its log: {self.log_path}")
+
+    def kill(self) -> None:
+        """Stop the server now, without waiting (a second Ctrl-C)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and its session (SIGTERM, then SIGKILL after ``timeout``)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)

@@ -1,0 +1,113 @@
+"""Ctrl-C, SIGTERM and SIGHUP at every phase of a real run end it *interrupted*: never recorded as a success.
+
+Each signal is sent at each phase (ingest, the raw tables' GX checks, dbt, the marts' GX checks) across the two
+warehouses (DuckDB here, on the quickstart's path with no Prefect server configured; PostgreSQL against a started
+server in test_interrupts_postgres.py), through the real CLI. After each: exit 128 + the signal, one line and no traceback, the run recorded
+"interrupted" with every unfinished asset named, a run alert (to a local HTTP receiver standing in for a webhook),
+the target lock free, no process left behind (the local Prefect API included), and ``headwater retry`` runs what
+did not finish, then the warehouse is whole again.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Receiver, base_env, run_cli
+from tests.reliability.signals import interrupt_at, servers_of
+
+DUCKDB_CASES = [
+    ("ingest", signal.SIGINT, True),
+    ("gxraw", signal.SIGTERM, False),
+    ("dbt", signal.SIGHUP, True),
+    ("gxmarts", signal.SIGINT, False),
+    ("dbt", signal.SIGTERM, False),
+]
+"""(phase, signal, whether ``retry`` is checked after it); the next case starts from what the last one left."""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """One demo data folder, materialized once (so later runs reach every phase quickly), with alerts to a receiver."""
+    root = tmp_path_factory.mktemp("interrupts")
+    receiver = Receiver()
+    alerts = root / "alerts.yml"
+    notifiers = {"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}}
+    alerts.write_text(yaml.safe_dump({"alerts": {"notifiers": notifiers, "routes": [{"notify": ["hook"]}]}}))
+    env = base_env(root / "data", root / "prefect_home")  # no API URL: the quickstart's local Prefect API
+    env["HEADWATER_ALERTS_FILE"] = str(alerts)
+    run_cli(["materialize"], env)
+    yield {"env": env, "root": root, "receiver": receiver}
+    receiver.close()
+
+
+def _last_run(data: Path) -> tuple[str, dict[str, str], set[str]]:
+    """The last run's status, its assets' statuses, and the assets of the checks that failed in it."""
+    with sqlite3.connect(data / "run_log_dev.sqlite") as con:
+        run_id, status = con.execute("select run_id, status from runs order by started_at desc limit 1").fetchone()
+        rows = dict(con.execute("select asset_key, status from materializations where run_id = ?", (run_id,)))
+        sql = "select asset_key from check_results where run_id = ? and status in ('fail', 'error')"
+        failed_checks = {r[0] for r in con.execute(sql, (run_id,))}
+    return status, rows, failed_checks
+
+
+def _expect_interrupted(stopped, signum: int, label: str) -> None:
+    name = signal.Signals(signum).name
+    assert stopped.returncode == 128 + signum, stopped.output[-3000:]
+    lines = [line for line in stopped.output.splitlines() if f"interrupted by {name}" in line]
+    assert len(lines) == 1, stopped.output[-3000:]
+    assert "Traceback" not in stopped.output, stopped.output[-3000:]
+    assert stopped.leftovers == [], f"{label}: processes left behind: {stopped.leftovers}"
+
+
+@pytest.mark.parametrize(("phase", "signum", "retry"), DUCKDB_CASES, ids=[f"{p}-{s.name}" for p, s, _ in DUCKDB_CASES])
+def test_a_signal_at_any_phase_ends_the_run_interrupted(demo, phase: str, signum, retry: bool) -> None:
+    env, data = demo["env"], Path(demo["env"]["HEADWATER_DATA_DIR"])
+    before = len(demo["receiver"].requests)
+    stopped = interrupt_at(["materialize"], env, phase, signum)
+    _expect_interrupted(stopped, signum, phase)
+    assert servers_of(demo["root"] / "prefect_home") == [], "the local Prefect API outlived the run"
+
+    status, rows, failed_checks = _last_run(data)
+    assert status == "interrupted"
+    unfinished = sorted(k for k, s in rows.items() if s == "interrupted")
+    assert unfinished, "an interrupted run names what it did not finish"
+    assert "success" not in {rows[k] for k in unfinished}
+    alerts = [body for path, body in demo["receiver"].requests[before:] if path == "/hook"]
+    assert any(a["kind"] == "run interrupted" and signal.Signals(signum).name in a["error"] for a in alerts), alerts
+
+    if not retry:
+        return
+    retried = run_cli(["retry"], env, check=False)  # the target lock is free, and retry runs what did not finish
+    assert retried.returncode == 0, retried.stdout[-3000:]
+    status, rebuilt, _ = _last_run(data)
+    unfinished = {k for k, s in rows.items() if s in ("interrupted", "failed", "skipped")}
+    assert status == "success"
+    assert unfinished <= set(rebuilt), sorted(unfinished - set(rebuilt))
+    finished = {k for k, s in rows.items() if s in ("success", "unchanged")}
+    # exactly what did not finish (and what a failed check gates): nothing the interrupted run completed
+    assert not (set(rebuilt) & finished) - failed_checks, sorted((set(rebuilt) & finished) - failed_checks)
+
+
+def test_a_second_ctrl_c_stops_at_once(demo) -> None:
+    stopped = interrupt_at(["materialize"], demo["env"], "dbt", signal.SIGINT, twice=True)
+    assert stopped.returncode == 130
+    assert stopped.seconds_to_exit < 5, f"the second Ctrl-C took {stopped.seconds_to_exit:.1f} s"
+    assert stopped.leftovers == [] and servers_of(demo["root"] / "prefect_home") == []
+    assert run_cli(["retry"], demo["env"], check=False).returncode == 0
+
+
+def test_kill_9_of_the_cli_takes_its_local_prefect_api_with_it(demo) -> None:
+    stopped = interrupt_at(["materialize"], demo["env"], "dbt", signal.SIGKILL)
+    assert stopped.returncode == -9
+    import time
+
+    deadline = time.monotonic() + 10
+    while servers_of(demo["root"] / "prefect_home") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert servers_of(demo["root"] / "prefect_home") == [], "the parent-death signal stops the local API"
+    assert run_cli(["retry"], demo["env"], check=False).returncode == 0
