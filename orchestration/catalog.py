@@ -30,7 +30,9 @@ class RunState:
     successful: Mapping[str, Materialization]
     checks: Mapping[tuple[str, str], tuple[CheckRecord, datetime | None]]
     rows: Mapping[str, int] = field(default_factory=dict)
-    """Rows each table holds in the warehouse now (empty when the warehouse could not be read)."""
+    """Rows each table holds in the warehouse (empty when the warehouse could not be read)."""
+    rows_when: Mapping[str, str] = field(default_factory=dict)
+    """When ``rows`` were counted, where not now (DuckDB: at the end of the last run that counted the table)."""
 
 
 def _depths(graph: AssetGraph) -> dict[AssetKey, int]:
@@ -120,6 +122,7 @@ def asset_document(
         "freshness": _freshness(record, checks, now),
         "stale": stale.get(key) if spec.builds else None,
         "warehouse_rows": state.rows.get(str(key)),
+        "warehouse_rows_when": state.rows_when.get(str(key)) or ("now" if str(key) in state.rows else None),
         "docs": (docs or {}).get(str(key)),
     }
 

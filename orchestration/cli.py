@@ -227,6 +227,8 @@ def _run_and_report(project: Project, resolved, server, parameters: dict) -> Non
     _print_failures(report)
     for message in report.mirror_errors[:5]:
         console.print(f"[yellow]recording:[/] {message}")
+    for message in report.notes[:5]:
+        console.print(f"[dim]note:[/] {message}")
     if report.warehouse_error:
         console.print(
             f"[red]{report.warehouse_error}.[/] What it was building is not visible: dbt replaces each relation "

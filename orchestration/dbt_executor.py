@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -112,6 +113,8 @@ class BuildResult:
 
     success: bool
     results: list[NodeResult] = field(default_factory=list)
+    waited: float = 0.0
+    """Seconds the build waited for another process to release the DuckDB file before dbt could open it."""
 
 
 @contextmanager
@@ -302,14 +305,23 @@ def build(
         _selection_state(state, nodes)
         command += ["--select", "result:success", "--state", str(state), "--indirect-selection", "empty"]
     callbacks = [_event_listener(on_event)] if on_event else []
+    waited = 0.0
     try:
-        result = invoke(
-            project,
-            target,
-            command,
-            callbacks=callbacks,
-            manifest=_PARSED.get(_cache_key(project, target, options)),
-        )
+        while True:
+            result = invoke(
+                project,
+                target,
+                command,
+                callbacks=callbacks,
+                manifest=_PARSED.get(_cache_key(project, target, options)),
+            )
+            # another process reads the DuckDB file (a `duckdb` shell, a notebook): dbt could not even open it;
+            # wait for it briefly instead of failing the run (nothing ran: dbt stops before its first node)
+            if result.result is not None or not _duckdb_busy(result.exception) or waited >= DUCKDB_BUSY_WAIT:
+                break
+            interrupts.check()
+            time.sleep(1.0)
+            waited += 1.0
     finally:
         if state is not None:
             shutil.rmtree(state, ignore_errors=True)
@@ -319,6 +331,11 @@ def build(
     # closed on the way out as the error), the run was interrupted
     interrupts.check()
     if result.exception is not None and result.result is None:
+        if _duckdb_busy(result.exception):
+            raise DbtInvocationError(
+                f"dbt build could not open the DuckDB file for {waited:.0f} s: another process holds it "
+                f"({_first_line(result.exception)}); close it (a `duckdb` shell, a notebook) and run again"
+            )
         raise DbtInvocationError(f"dbt build could not run: {result.exception}")
     nodes_out = []
     for node_result in getattr(result.result, "results", None) or []:
@@ -333,7 +350,20 @@ def build(
                 failures=node_result.failures,
             )
         )
-    return BuildResult(success=bool(result.success), results=nodes_out)
+    return BuildResult(success=bool(result.success), results=nodes_out, waited=waited)
+
+
+DUCKDB_BUSY_WAIT = 30.0
+"""Seconds a build waits for another process to let go of the DuckDB file before it fails."""
+
+
+def _duckdb_busy(exception: BaseException | None) -> bool:
+    return exception is not None and "could not set lock on file" in str(exception).lower()
+
+
+def _first_line(exception: BaseException) -> str:
+    lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
+    return next((line for line in lines if "lock" in line.lower()), lines[0] if lines else type(exception).__name__)
 
 
 def release_duckdb() -> None:

@@ -145,6 +145,7 @@ def build_dbt(
     if not report.warehouse_error and any(lost):
         report.warehouse_error = _warehouse_error(target, next(m for m in lost if m))
     report.rounds = segment.rounds
+    report.notes.extend(segment.notes)
     report.checks.extend(dbt_check_outcomes(graph, segment.outcomes))
 
 

@@ -130,6 +130,7 @@ class DbtSegment:
         self._opened: set[str] = set()
         self._started: dict[str, datetime] = {}
         self._final: set[str] = set()
+        self.notes: list[str] = []
 
     def _policy(self, unique_id: str) -> DbtNodePolicy:
         return self.policies.get(unique_id, NO_RETRY)
@@ -184,6 +185,8 @@ class DbtSegment:
             options=self.options,
             on_event=self._on_event,
         )
+        if result.waited:
+            self.notes.append(f"dbt waited {result.waited:.0f} s for another process to release the DuckDB file")
         now = datetime.now(UTC)
         reported = set()
         for node in result.results:  # results are authoritative: fill in what callbacks could not say

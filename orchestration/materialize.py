@@ -285,7 +285,8 @@ def _materialize(
         report.alert_errors.extend(checks.errors)
         mirror.close()
         checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
-        report.mirror_errors = [*mirror.errors, *checkpoints.errors, *checks.notes]
+        report.mirror_errors = [*mirror.errors, *checkpoints.errors]
+        report.notes.extend(checks.notes)
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None
         router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))  # ends at its deadline
@@ -293,8 +294,11 @@ def _materialize(
         report.disabled_notifiers = router.disabled
         materializations, checks = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
+        counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
         try:
-            run_log.finish_run(run_id, status, datetime.now(UTC), materializations, checks, attempts=3)
+            run_log.finish_run(
+                run_id, status, datetime.now(UTC), materializations, checks, attempts=3, table_rows=counted
+            )
         except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
             report.mirror_errors.append(
                 f"run log: the run's record could not be written ({type(exc).__name__}: "
@@ -327,6 +331,16 @@ class MaterializeFailed(Exception):
 
     def __reduce__(self):  # pickled with its report (Prefect persists state data)
         return (MaterializeFailed, (self.report,))
+
+
+def _table_rows(target: Target, graph: Any) -> dict[str, int]:
+    """On DuckDB, the rows every table holds now, while this run still has the file: readers (the catalog) show these
+    instead of opening a file a run may need to write. Elsewhere readers count live (no such lock)."""
+    if target.type != "duckdb":
+        return {}
+    from orchestration.catalog import count_rows
+
+    return count_rows(target, [str(k) for k in graph.toposorted() if graph.specs[k].builds])
 
 
 def _joined(expression: str | list[str] | None) -> str | None:

@@ -56,6 +56,8 @@ class MaterializeReport:
     """The final dbt status of every node dbt reported (hooks included), by unique id: dbt's own counts."""
     vars: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What the run worked around on its way (a DuckDB file another process held, unreadable GX files)."""
     interrupted: str | None = None
     """Set when a signal stopped the run: which, and in what phase (``SIGTERM during dbt build``)."""
     exit_code: int = 0

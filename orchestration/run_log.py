@@ -30,6 +30,16 @@ RUNS = sa.Table(
     sa.Column("vars", sa.Text),
     sa.Column("flags", sa.Text),
 )
+TABLE_ROWS = sa.Table(
+    "table_rows",
+    _meta,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("asset_key", sa.String(512), primary_key=True),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("counted_at", sa.DateTime(timezone=True)),
+)
+"""Rows each table held when a run on a DuckDB target ended: what readers show instead of opening the file a run
+may need to write (DuckDB admits one writer, and a reader holding the file makes that writer fail)."""
 _ADDED_COLUMNS = {"runs": ("vars", "flags")}
 """Columns added since the first run logs were written: created on open when an older log lacks them."""
 MATERIALIZATIONS = sa.Table(
@@ -125,22 +135,31 @@ class RunLog:
         checks: Iterable[CheckRecord],
         *,
         attempts: int = 1,
+        table_rows: Mapping[str, int] | None = None,
     ) -> None:
-        """Record the run's outcome and everything it did, in one transaction; a lost connection is retried
-        ``attempts`` times in all (2 s, 4 s, ... apart) before its error propagates."""
+        """Record the run's outcome and everything it did, in one transaction, with the rows each table held at its
+        end (``table_rows``, DuckDB targets); a lost connection is retried ``attempts`` times in all (2 s, 4 s, ...
+        apart) before its error propagates."""
         rows = [asdict(m) for m in materializations]
         check_rows = [asdict(c) for c in checks]
+        counted = [
+            {"run_id": run_id, "asset_key": k, "rows": n, "counted_at": at} for k, n in (table_rows or {}).items()
+        ]
         for attempt in range(1, attempts + 1):
             try:
-                self._write_run(run_id, status, at, rows, check_rows)
+                self._write_run(run_id, status, at, rows, check_rows, counted)
                 return
             except sa.exc.OperationalError:
                 if attempt == attempts:
                     raise
                 time.sleep(2.0 * attempt)
 
-    def _write_run(self, run_id: str, status: str, at: datetime, rows: list[dict], check_rows: list[dict]) -> None:
+    def _write_run(
+        self, run_id: str, status: str, at: datetime, rows: list[dict], check_rows: list[dict], counted: list[dict]
+    ) -> None:
         with self.engine.begin() as conn:
+            if counted:
+                conn.execute(TABLE_ROWS.insert(), counted)
             # the run's checkpoints are replaced by its full record
             conn.execute(MATERIALIZATIONS.delete().where(MATERIALIZATIONS.c.run_id == run_id))
             if rows:
@@ -200,6 +219,14 @@ class RunLog:
                 if record.status == "success":
                     successful[record.asset_key] = record
         return latest, successful
+
+    def latest_rows(self) -> dict[str, tuple[int, datetime | None, str]]:
+        """The rows each table held at the end of the newest run that counted it: ``key -> (rows, when, run id)``."""
+        latest: dict[str, tuple[int, datetime | None, str]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(TABLE_ROWS).order_by(TABLE_ROWS.c.counted_at)).mappings():
+                latest[row["asset_key"]] = (row["rows"], row["counted_at"], row["run_id"])
+        return latest
 
     def check_records(self, run_id: str) -> list[CheckRecord]:
         with self.engine.connect() as conn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,78 @@ def test_kill_9_of_the_cli_takes_its_local_prefect_api_with_it(demo) -> None:
         time.sleep(0.2)
     assert servers_of(demo["root"] / "prefect_home") == [], "the parent-death signal stops the local API"
     assert run_cli(["retry"], demo["env"], check=False).returncode == 0
+
+
+def test_a_catalog_polled_every_tenth_of_a_second_never_fails_a_run(demo) -> None:
+    """The catalog never opens the DuckDB file a run needs to write (it shows the rows the last run counted): a run
+    started while two clients poll it every 0.1 s succeeds, and so does every request."""
+    import json
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    from tests.conftest import REPO, free_port, stop_process_group
+
+    env = demo["env"]
+    port = free_port()
+    catalog = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "catalog", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    statuses: list[object] = []
+    stop = threading.Event()
+
+    def poll(path: str) -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(base + path, timeout=30) as response:
+                    response.read()
+                    statuses.append(response.status)
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+            time.sleep(0.1)
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/graph", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and catalog.poll() is None, "the catalog did not start"
+                time.sleep(0.5)
+        pollers = [threading.Thread(target=poll, args=(p,)) for p in ("/api/assets", "/api/assets/marts.orders")]
+        for poller in pollers:
+            poller.start()
+        run = run_cli(["materialize"], env, check=False)
+        stop.set()
+        for poller in pollers:
+            poller.join(60)
+        with urllib.request.urlopen(base + "/api/assets/marts.orders", timeout=30) as response:
+            orders = json.loads(response.read())
+    finally:
+        stop.set()
+        stop_process_group(catalog)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(statuses) > 20 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert orders["warehouse_rows"] > 0 and orders["warehouse_rows_when"].startswith("at the end of run")
+
+
+def test_a_run_waits_for_a_reader_of_the_duckdb_file_instead_of_failing(demo) -> None:
+    """Another process (a `duckdb` shell, a notebook) holding the warehouse file for a few seconds: dbt could not open
+    it; the build waits for it instead of failing the run."""
+    import sys
+
+    warehouse = Path(demo["env"]["HEADWATER_DATA_DIR"]) / "headwater.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); "
+         "print('open', flush=True); time.sleep(20)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "open"
+    run = run_cli(["materialize", "layer:marts"], demo["env"], check=False)
+    holder.wait(30)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "for another process to release the DuckDB file" in run.stdout, run.stdout[-2000:]
