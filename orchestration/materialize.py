@@ -294,7 +294,11 @@ def _materialize(
         report.disabled_notifiers = router.disabled
         materializations, checks = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
-        counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
+        try:
+            counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
+        except Exception as exc:  # counting is for readers; the run's record must be written whatever happens here
+            counted = {}
+            report.notes.append(f"rows not counted for the catalog: {type(exc).__name__}: {exc}")
         try:
             run_log.finish_run(
                 run_id, status, datetime.now(UTC), materializations, checks, attempts=3, table_rows=counted

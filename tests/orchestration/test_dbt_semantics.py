@@ -269,3 +269,71 @@ def test_the_cli_takes_dbts_selection_spelling_and_lists_what_dbt_ls_lists(runs)
     listed = {json.loads(line)["unique_id"] for line in ours.stdout.splitlines() if line.startswith("{")}
     expected = {json.loads(line)["unique_id"] for line in theirs.stdout.splitlines() if line.startswith("{")}
     assert listed == expected and "unit_test.edge.orders.orders_amount_is_the_payment_total" in listed
+
+
+def _serve(args: list[str], env: dict[str, str], probe: str):
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port, start_cli, stop_process_group
+
+    port = free_port()
+    proc = start_cli([*args, "--port", str(port)], env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + probe, timeout=5):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_process_group(proc)
+                raise AssertionError(f"{args[0]} did not start: {proc.stdout.read() if proc.stdout else ''}") from None
+            time.sleep(0.5)
+
+
+def test_no_script_in_a_description_runs_in_the_docs_headwater_serves(runs) -> None:
+    """customer_summary's description carries ``<img src=x onerror="alert(...)">``. dbt docs render it as HTML; served
+    by ``headwater docs --serve`` and under the catalog's /docs (the API's origin) with a strict
+    Content-Security-Policy, the page still renders and the handler never runs; no folder is listed."""
+    import shutil as sh
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import stop_process_group
+
+    chromium = sh.which("chromium") or sh.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    vars_ = json.dumps(BASE_VARS)
+    docs, docs_url = _serve(["docs", "--serve", *runs["args"], "--vars", vars_], runs["env"], "/index.html")
+    catalog, catalog_url = _serve(["catalog", *runs["args"]], runs["env"], "/api/graph")
+    page_route = "#!/model/model.edge.customer_summary"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                for url in (f"{docs_url}/index.html{page_route}", f"{catalog_url}/docs/index.html{page_route}"):
+                    page = browser.new_page()
+                    dialogs: list[str] = []
+                    page.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
+                    page.goto(url)
+                    page.wait_for_function("document.body.innerText.includes('Customers per country')", timeout=30_000)
+                    page.wait_for_timeout(1500)
+                    assert dialogs == [], f"{url}: a script from a description ran: {dialogs}"
+                    page.close()
+            finally:
+                browser.close()
+        for listing in (f"{docs_url}/gx_data_docs/", f"{docs_url}/.."):
+            try:
+                with urllib.request.urlopen(listing, timeout=10) as response:
+                    assert b"Directory listing" not in response.read(), listing
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404, listing
+        with urllib.request.urlopen(f"{docs_url}/index.html", timeout=10) as response:
+            assert "script-src 'self' 'sha256-" in response.headers["Content-Security-Policy"]
+    finally:
+        stop_process_group(docs)
+        stop_process_group(catalog)
