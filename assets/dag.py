@@ -11,9 +11,9 @@ N = TypeVar("N", bound=Hashable)
 class CycleError(ValueError):
     """The graph has a cycle; ``cycle`` lists it with the first node repeated at the end."""
 
-    def __init__(self, cycle: list) -> None:
+    def __init__(self, cycle: list, detail: str = "") -> None:
         self.cycle = cycle
-        super().__init__("dependency cycle: " + " -> ".join(str(n) for n in cycle))
+        super().__init__("dependency cycle: " + " -> ".join(str(n) for n in cycle) + (f" ({detail})" if detail else ""))
 
 
 class DAG(Generic[N]):

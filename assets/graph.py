@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from assets.dag import DAG
+from assets.dag import DAG, CycleError
 from assets.dbt_manifest import DbtTranslator, read_manifest
 from assets.keys import AssetKey
 from assets.nodes import NodeSpec
@@ -49,7 +49,14 @@ class AssetGraph:
         for spec in specs:
             by_key[spec.key] = spec
         dag = DAG({key: [d for d in spec.deps if d in by_key] for key, spec in by_key.items()})
-        dag.levels()  # raises CycleError with the cycle's path
+        try:
+            dag.levels()
+        except CycleError as exc:  # the path, and the files to edit
+            files = sorted({by_key[k].path for k in exc.cycle if k in by_key and by_key[k].path})
+            hint = (
+                f"{', '.join(files)}: remove one of these references" if files else "remove one of these dependencies"
+            )
+            raise CycleError(exc.cycle, hint) from None
         kept = tuple(
             sorted((c for c in checks if all(k in by_key for k in c.assets)), key=lambda c: (c.subject, c.name))
         )

@@ -22,6 +22,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _options_for_every_command(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error (one line otherwise).")
+    ] = False,
+) -> None:
+    import os
+
+    if debug:
+        os.environ["HEADWATER_DEBUG"] = "1"
+
+
 ProjectDir = Annotated[
     Path | None, typer.Option("--project-dir", help="Headwater project root (default: found from cwd).")
 ]

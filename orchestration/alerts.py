@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -219,7 +217,9 @@ def load_router(path: Path | None) -> AlertRouter:
     """
     if path is None or not path.exists():
         return AlertRouter()
-    document = yaml.safe_load(path.read_text()) or {}
+    from orchestration.errors import read_yaml
+
+    document = read_yaml(path, "fix the file (its alerts: section routes the run's alerts)") or {}
     section = document.get("alerts") or {}
     problems: list[str] = []
     notifiers: dict[str, Notifier] = {}

@@ -352,10 +352,30 @@ _FAST_EXIT = False
 
 
 def main() -> None:
-    """The console script: the typer app, allowed to end the process fast once records are flushed."""
+    """The console script: the typer app, allowed to end the process fast once records are flushed. An error the user
+    can fix (a bad file, an unreachable warehouse, a cycle) is one line and exit 2; anything else is one line and
+    exit 1; ``--debug`` (or ``HEADWATER_DEBUG=1``) shows the traceback."""
+    import os
+    import sys
+
     global _FAST_EXIT
     _FAST_EXIT = True
-    app()
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("HEADWATER_DEBUG") == "1" or "--debug" in sys.argv:
+            raise
+        from orchestration.errors import user_errors
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, user_errors()):
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(2)
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {first} (run with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 SelectionArg = Annotated[

@@ -162,7 +162,6 @@ def invoke(
     """
     from dbt.cli.main import dbtRunner
 
-    project.data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         # node failures reach the run summary and the run log; the console gets nothing (the file log keeps all)
         *(["--log-level", "none"] if quiet else []),
@@ -171,7 +170,7 @@ def invoke(
         "--log-level-file",
         os.environ.get("HEADWATER_DBT_LOG_LEVEL_FILE", "info"),
         "--log-path",
-        str(project.data_dir / "dbt_logs"),
+        str(project.dbt_log_path),
         *command,
         *(options.parse_args() if "--vars" not in command else []),
         *_common_args(project, target, target_path),
@@ -384,9 +383,9 @@ def release_duckdb() -> None:
 
 def project_defaults(project: Project) -> dict[str, Any]:
     """``vars: headwater:`` of the dbt project (Headwater's retry defaults), or empty."""
-    import yaml
+    from orchestration.errors import read_yaml
 
     path = project.dbt_project_dir / "dbt_project.yml"
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path, "fix the file (dbt reads it too)") or {}
     value = (document.get("vars") or {}).get("headwater") or {}
     return value if isinstance(value, dict) else {}

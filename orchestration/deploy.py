@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestration.alerts import Notifier, load_router
+from orchestration.errors import read_yaml
 from orchestration.project import Project
 
 ENTRYPOINT = "orchestration/materialize.py:materialize_flow"
@@ -51,7 +50,7 @@ def load_deployments(path: Path) -> list[DeploymentSpec]:
     """
     if not path.exists():
         raise DeployConfigError(f"{path}: no prefect.yaml; `headwater deploy` registers the deployments it declares")
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path, "fix the file (it declares the deployments)") or {}
     known = {
         "selection", "exclude", "target", "retries", "retry_delay", "full_refresh", "vars", "threads", "indirect_selection",
     }  # fmt: skip
@@ -105,7 +104,7 @@ def automation_notifiers(project: Project, path: Path) -> list[Notifier]:
     """
     if not path.exists():
         return []
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path, "fix the file (its automations: section)") or {}
     names = ((document.get("automations") or {}).get("flow-run-failed") or {}).get("notify") or []
     router = load_router(path)
     unknown = [n for n in names if n not in router.notifiers]

@@ -15,13 +15,14 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind, SelectionError
+from assets import AssetKey, AssetKind
 from assets.checks import blocked_by
 from orchestration import dbt_executor, interrupts
 from orchestration.alerts import AlertRouter, alerts_file, load_router
 from orchestration.checkpoints import Checkpoints
 from orchestration.checks import RunChecks
 from orchestration.dbt_stages import bad_assets, build_dbt
+from orchestration.errors import user_errors
 from orchestration.plan import RunPlan, asset_graph, plan_run
 from orchestration.progress import reporter
 from orchestration.project import Project
@@ -36,7 +37,7 @@ from orchestration.report import (
 )
 from orchestration.run_log import RunLog
 from orchestration.run_tasks import mirrored_tasks
-from orchestration.target_lock import TargetBusy, WarehouseUnreachable, target_lock
+from orchestration.target_lock import target_lock
 from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import Outcome, TaskRunMirror
 
@@ -182,8 +183,9 @@ def materialize_flow(
     except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
         failure = MaterializeInterrupted(None, exc)
         return Failed(message=str(failure), data=failure)
-    except (TargetBusy, WarehouseUnreachable, SelectionError, dbt_executor.DbtVarsError) as exc:
-        # the user's to fix, not a crash: a Failed state with the message, no traceback in the log
+    except user_errors() as exc:
+        # the user's to fix (a bad file, a cycle, a busy or unreachable warehouse), not a crash: a Failed state with
+        # the message, no traceback in the log
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data=exc)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,5 +110,26 @@ class Project:
 
     @property
     def dbt_target_path(self) -> Path:
-        """dbt's artifacts (manifest, run results), kept per data folder so test runs never share them."""
-        return self.data_dir / "dbt_target"
+        """dbt's artifacts (manifest, run results), kept per data folder so test runs never share them; a scratch
+        folder when the data folder cannot be written (a read-only mount: the reading commands still work)."""
+        return writable(self.data_dir / "dbt_target")
+
+    @property
+    def dbt_log_path(self) -> Path:
+        """dbt's log folder (``dbt.log``), with the same fallback as :attr:`dbt_target_path`."""
+        return writable(self.data_dir / "dbt_logs")
+
+
+def writable(path: Path) -> Path:
+    """``path`` if this process can write there, else a folder of the same name under the system's temp folder
+    (one per ``path``), so a command that only reads is not stopped by a read-only data folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".headwater-probe-"):
+            pass
+        return path
+    except OSError:
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        scratch = Path(tempfile.gettempdir()) / f"headwater-{digest}" / path.name
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch

@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from assets import AssetKind
 from assets.python import AssetContext, PythonAsset, collect
+from orchestration.errors import read_yaml
 from orchestration.outcomes import Outcome
 from orchestration.plan import RunPlan
 from orchestration.report import AssetResult, MaterializeReport
@@ -33,7 +32,7 @@ def configured_modules(project_root: Path) -> tuple[list[str], str]:
         return [m.strip() for m in os.environ[ENV].split(",") if m.strip()], f"${ENV}"
     path = project_root / "headwater.yml"
     if path.exists():
-        document = yaml.safe_load(path.read_text()) or {}
+        document = read_yaml(path, "fix the file (Headwater's settings: python_assets, alerts, automations)") or {}
         return list(document.get("python_assets") or []), str(path)
     return [], ""
 

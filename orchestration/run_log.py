@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from assets.run_log import CheckRecord, Materialization
+from orchestration.errors import RunLogError
 from orchestration.project import Project
 from orchestration.targets import Target
 
@@ -73,15 +74,36 @@ CHECKS = sa.Table(
 class RunLog:
     """Runs, materializations and check results for one target."""
 
-    def __init__(self, url: str, schema: str | None = None) -> None:
+    def __init__(self, url: str, schema: str | None = None, where: str = "") -> None:
+        """Open (and create or upgrade) the run log at ``url``.
+
+        Raises:
+            RunLogError: a file that is no run log, or a warehouse that does not answer; one line, with the fix.
+        """
         self.engine = sa.create_engine(url, future=True)
         self.schema = schema
-        if schema:
-            self.engine = self.engine.execution_options(schema_translate_map={None: schema})
-            with self.engine.begin() as conn:
-                conn.execute(sa.text(f'create schema if not exists "{schema}"'))
-        _meta.create_all(self.engine)
-        self._add_missing_columns()
+        self.read_only = False
+        try:
+            if schema:
+                self.engine = self.engine.execution_options(schema_translate_map={None: schema})
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f'create schema if not exists "{schema}"'))
+            _meta.create_all(self.engine)
+            self._add_missing_columns()
+        except sa.exc.DatabaseError as exc:
+            first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+            if "readonly database" in first or "read-only file system" in first.lower():
+                self.read_only = True  # a read-only data folder: what is there can still be read
+                return
+            self.engine.dispose()
+            if url.startswith("sqlite"):
+                raise RunLogError(
+                    f"{where or url}: not a readable run log ({first}); move it aside (Headwater starts a new one; "
+                    "what it recorded is then only in Prefect) or restore it"
+                ) from None
+            raise RunLogError(
+                f"the run log lives in the warehouse ({where or 'the target'}), which does not answer: {first}"
+            ) from None
 
     def _add_missing_columns(self) -> None:
         inspector = sa.inspect(self.engine)
@@ -96,9 +118,11 @@ class RunLog:
     @classmethod
     def for_target(cls, project: Project, target: Target) -> RunLog:
         if target.type == "postgres":
-            return cls(target.sqlalchemy_url(), schema="headwater")
+            where = f"{target.name}: {target.config.get('host')}:{target.config.get('port')}, schema headwater"
+            return cls(target.sqlalchemy_url(), schema="headwater", where=where)
         project.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{project.data_dir / f'run_log_{target.name}.sqlite'}")
+        path = project.data_dir / f"run_log_{target.name}.sqlite"
+        return cls(f"sqlite:///{path}", where=str(path))
 
     def start_run(
         self,
@@ -223,9 +247,12 @@ class RunLog:
     def latest_rows(self) -> dict[str, tuple[int, datetime | None, str]]:
         """The rows each table held at the end of the newest run that counted it: ``key -> (rows, when, run id)``."""
         latest: dict[str, tuple[int, datetime | None, str]] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(sa.select(TABLE_ROWS).order_by(TABLE_ROWS.c.counted_at)).mappings():
-                latest[row["asset_key"]] = (row["rows"], row["counted_at"], row["run_id"])
+        try:
+            with self.engine.connect() as conn:
+                for row in conn.execute(sa.select(TABLE_ROWS).order_by(TABLE_ROWS.c.counted_at)).mappings():
+                    latest[row["asset_key"]] = (row["rows"], row["counted_at"], row["run_id"])
+        except sa.exc.OperationalError:  # a log older than the counts, opened read-only: no counts yet
+            return {}
         return latest
 
     def check_records(self, run_id: str) -> list[CheckRecord]:

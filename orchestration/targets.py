@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
+from orchestration.errors import read_yaml
 from orchestration.project import Project
 
 PROFILE = "headwater"
@@ -162,7 +162,7 @@ def dbt_profile_name(project: Project) -> str:
     path = project.dbt_project_dir / "dbt_project.yml"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no dbt_project.yml; pass --dbt-project to point at your dbt project")
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path, "fix the file (dbt reads it too)") or {}
     return str(document.get("profile") or PROFILE)
 
 
@@ -176,7 +176,7 @@ def _profile(project: Project) -> tuple[Path, str, dict[str, Any]]:
     profiles_file = project.profiles_dir / "profiles.yml"
     if not profiles_file.exists():
         raise FileNotFoundError(f"{profiles_file}: no profiles.yml; pass --profiles-dir to point at yours")
-    document = yaml.safe_load(profiles_file.read_text()) or {}
+    document = read_yaml(profiles_file, "fix the file: every target (dlt, dbt, checks) is read from it") or {}
     profile_name = dbt_profile_name(project)
     profile = document.get(profile_name)
     if profile is None:

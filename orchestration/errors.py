@@ -1,0 +1,68 @@
+"""Errors a user can fix, said in one line with the file (and line) and the fix; and reading the YAML files
+Headwater reads (profiles.yml, dbt_project.yml, headwater.yml, prefect.yaml) so that a typo says where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class ConfigFileError(ValueError):
+    """A file Headwater reads is not valid; the message names the file, the line and the fix."""
+
+
+class RunLogError(RuntimeError):
+    """The run log cannot be read or written (a damaged file, an unreachable warehouse); the message says which
+    and what to do."""
+
+
+def read_yaml(path: Path, fix: str) -> Any:
+    """The YAML document at ``path`` (None when empty).
+
+    Raises:
+        ConfigFileError: not valid YAML; ``<path>:<line>:<column>: <problem>; <fix>``.
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        # where PyYAML noticed it, and where the construct it was reading began (an unclosed bracket: that line)
+        mark, start = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context = getattr(exc, "context", None)
+        if context and start is not None:
+            problem = f"{context} that starts at line {start.line + 1}: {problem}"
+        raise ConfigFileError(f"{where}: not valid YAML ({problem}); {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: not a text file ({exc.reason}); {fix}") from None
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a command reports in one line (exit 2) rather than with a traceback (``--debug`` shows it)."""
+    from assets import CycleError, DuplicateAssetError, ManifestError, SelectionError
+    from orchestration.alerts import AlertConfigError
+    from orchestration.dbt_executor import DbtInvocationError, DbtVarsError
+    from orchestration.python_assets import PythonAssetError
+    from orchestration.target_lock import TargetBusy, WarehouseUnreachable
+    from orchestration.targets import MissingCredentialError, UnknownTargetError
+    from quality.suites import SuiteError
+
+    return (
+        ConfigFileError,
+        RunLogError,
+        CycleError,
+        DuplicateAssetError,
+        ManifestError,
+        SelectionError,
+        AlertConfigError,
+        DbtInvocationError,
+        DbtVarsError,
+        PythonAssetError,
+        TargetBusy,
+        WarehouseUnreachable,
+        MissingCredentialError,
+        UnknownTargetError,
+        SuiteError,
+    )
