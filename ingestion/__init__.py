@@ -6,7 +6,7 @@ from ingestion.contracts import QUARANTINE_TABLE, ColumnRule, TableContract
 from ingestion.dbt_sources import render_sources_yml, write_sources_yml
 from ingestion.pipeline import ContractViolation, LoadResult, SourceFailed, run_source, stored_schema
 from ingestion.registry import SOURCES, SourceDefinition, SourcePaths, get_source
-from ingestion.specs import ingestion_specs, quarantine_checks, specs_for_source
+from ingestion.specs import ingestion_specs, quarantine_checks, reconcile_checks, specs_for_source
 
 __all__ = [
     "QUARANTINE_TABLE",
@@ -21,6 +21,7 @@ __all__ = [
     "get_source",
     "ingestion_specs",
     "quarantine_checks",
+    "reconcile_checks",
     "render_sources_yml",
     "run_source",
     "specs_for_source",

@@ -54,11 +54,15 @@ def run_source(
     target: str,
     pipelines_dir: Path,
     tables: Sequence[str] | None = None,
+    full_refresh: bool = False,
 ) -> LoadResult:
     """Extract, normalize and load ``definition`` (or only its ``tables``) as Arrow/parquet into ``destination``.
 
     Load packages left pending by an interrupted earlier run are finished first and separately:
     ``pipeline.run`` would otherwise load only them and silently drop the new data passed to it.
+    ``full_refresh`` reloads the selected tables from scratch (dlt's ``refresh="drop_data"``: their rows and
+    incremental cursors are reset, then everything the source holds is loaded): what an incremental load cannot
+    see (hard deletes, rows behind the cursor, changes without a newer cursor) is repaired.
     """
     # Arrow rows carry no _dlt_load_id by default; dbt needs it for freshness and incremental models.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -73,7 +77,7 @@ def run_source(
     if tables is not None:
         source = source.with_resources(*resource_names(tables, source.resources))
     try:
-        info = pipeline.run(source, loader_file_format="parquet")
+        info = pipeline.run(source, loader_file_format="parquet", refresh="drop_data" if full_refresh else None)
     except PipelineStepFailed as exc:
         violation = _contract_violation(exc)
         if violation is None and exc.step == "extract":

@@ -11,6 +11,7 @@ import dlt
 from ingestion.contracts import TableContract
 from ingestion.marketing.source import CONTRACT as MARKETING_CONTRACT
 from ingestion.marketing.source import marketing_source
+from ingestion.reconcile import SqliteReader
 from ingestion.shop.simulator import TABLES as SHOP_TABLES
 from ingestion.shop.source import CONTRACTS as SHOP_CONTRACTS
 from ingestion.shop.source import shop_source
@@ -40,6 +41,9 @@ class SourceDefinition:
     tables: tuple[str, ...]
     contracts: Mapping[str, TableContract] = field(default_factory=dict)
     """Tables held to a data contract; their rejected rows go to ``<dataset>._headwater_quarantine``."""
+    reader: Callable[[SourcePaths], SqliteReader] | None = None
+    """How to read the source's keys and cursors back, for the ``reconcile`` check of each table (database
+    sources); None when the source cannot be read that way (files)."""
 
     @property
     def sources_yml(self) -> str:
@@ -56,6 +60,7 @@ SOURCES: dict[str, SourceDefinition] = {
         dbt_folder="shop",
         tables=tuple(sorted(SHOP_TABLES)),
         contracts=SHOP_CONTRACTS,
+        reader=lambda paths: SqliteReader(paths.shop_db),
     ),
     "marketing": SourceDefinition(
         name="marketing",

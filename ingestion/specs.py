@@ -56,3 +56,28 @@ def quarantine_checks(definitions: Iterable[SourceDefinition] | None = None) -> 
                 )
             )
     return checks
+
+
+def reconcile_checks(definitions: Iterable[SourceDefinition] | None = None) -> list[CheckSpec]:
+    """A ``reconcile`` check per table of every source whose rows can be read back: it warns when the warehouse and
+    the source disagree in a way an incremental load cannot see (hard deletes, rows behind the cursor, changes
+    without a newer cursor)."""
+    checks = []
+    for definition in definitions or SOURCES.values():
+        if definition.reader is None:
+            continue
+        for table in definition.tables:
+            key = AssetKey.of(definition.dataset, table)
+            checks.append(
+                CheckSpec(
+                    asset_key=key,
+                    name="reconcile",
+                    severity=Severity.WARN,
+                    unique_id=f"reconcile.{key}",
+                    kind="reconcile",
+                    description=f"{key} holds what the {definition.name} source holds: keys, cursors, a sample of rows",
+                    config={"source": definition.name},
+                    path=f"ingestion/{definition.name}/source.py",
+                )
+            )
+    return checks

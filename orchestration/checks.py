@@ -79,6 +79,78 @@ class RunChecks:
             self.mirror.finish(check.unique_id, Outcome.SKIPPED, message)
             self.outcomes.append(CheckOutcome(check, "skipped", None, message, attempts=0))
 
+    # -- reconciliation ---------------------------------------------------------------------------------
+    def reconcile(self, definition: Any, tables: Iterable[str]) -> None:
+        """Each loaded table's ``reconcile`` check: the source's keys and cursors against the warehouse's, and a
+        sample of whole rows (see ``ingestion.reconcile``); a difference warns, with the fix."""
+        checks = self._checks([AssetKey.of(definition.dataset, t) for t in tables], "reconcile")
+        if not checks or definition.reader is None:
+            return
+        import sqlalchemy as sa
+
+        from ingestion.reconcile import reconcile, sample_keys
+
+        reader = definition.reader(self.project.source_paths)
+        engine = sa.create_engine(self.target.sqlalchemy_url())
+        try:
+            with engine.connect() as conn:
+                for check in checks:
+                    self.mirror.open(check.unique_id)
+                    table = check.asset_key.name
+                    try:
+                        source = reader.cursors(table)
+                        warehouse = self._warehouse_cursors(conn, check.asset_key, reader)
+                        held = self._quarantined(conn, definition.dataset, table)
+                        keys = sample_keys(source, warehouse)
+                        found = reconcile(
+                            table, source, warehouse, held, reader.rows(table, keys),
+                            self._warehouse_rows(conn, check.asset_key, reader.key, keys),
+                        )  # fmt: skip
+                    except (sa.exc.DBAPIError, OSError, ValueError) as exc:
+                        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                        self._record(CheckOutcome(check, "error", None, f"cannot compare {check.asset_key}: {first}"))
+                        continue
+                    status = "warn" if found.total else "pass"
+                    self._record(CheckOutcome(check, status, found.total, found.message(definition.name)))
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _warehouse_cursors(conn: Any, key: AssetKey, reader: Any) -> dict[Any, Any]:
+        import sqlalchemy as sa
+
+        schema, table = key.parts[0], key.parts[-1]
+        sql = f'select "{reader.key}", "{reader.cursor}" from "{schema}"."{table}"'  # noqa: S608 - names from the registry
+        return dict(conn.execute(sa.text(sql)).fetchall())
+
+    @staticmethod
+    def _warehouse_rows(conn: Any, key: AssetKey, column: str, keys: list[Any]) -> dict[Any, dict[str, Any]]:
+        import sqlalchemy as sa
+
+        if not keys:
+            return {}
+        schema, table = key.parts[0], key.parts[-1]
+        sql = sa.text(f'select * from "{schema}"."{table}" where "{column}" in :keys').bindparams(  # noqa: S608
+            sa.bindparam("keys", expanding=True)
+        )
+        rows = conn.execute(sql, {"keys": keys}).mappings().fetchall()
+        return {row[column]: {k: v for k, v in row.items() if not k.startswith("_dlt")} for row in rows}
+
+    @staticmethod
+    def _quarantined(conn: Any, dataset: str, table: str) -> set[Any]:
+        """Keys of rows a contract rejected (their origin is ``id=<key>``): they are not missing, they are held."""
+        import sqlalchemy as sa
+
+        from ingestion import QUARANTINE_TABLE
+
+        sql = f'select origin from "{dataset}"."{QUARANTINE_TABLE}" where table_name = :t'  # noqa: S608
+        try:
+            origins = [r[0] for r in conn.execute(sa.text(sql), {"t": table}).fetchall()]
+        except sa.exc.DBAPIError:
+            conn.rollback()
+            return set()
+        return {int(o[3:]) for o in origins if o and o.startswith("id=") and o[3:].isdigit()}
+
     # -- freshness --------------------------------------------------------------------------------------
     def freshness(self, keys: Iterable[AssetKey], now: datetime | None = None) -> None:
         """Each ``freshness`` check of ``keys``: the newest ``loaded_at_field`` against its thresholds."""

@@ -82,6 +82,12 @@ def demo(
 @app.command()
 def ingest(
     sources: Annotated[list[str] | None, typer.Argument(help="Sources to load (default: all).")] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh", help="Reload from scratch: repairs what an incremental load cannot see (hard deletes)."
+        ),
+    ] = False,
     target: TargetOpt = None,
     project_dir: ProjectDir = None,
 ) -> None:
@@ -111,7 +117,7 @@ def ingest(
             for definition in definitions:
                 try:
                     with console.status(f"loading {definition.name}"):
-                        result = load_source(project, resolved, definition)
+                        result = load_source(project, resolved, definition, full_refresh=full_refresh)
                 except (ContractViolation, SourceFailed) as exc:  # the others still load
                     failures.append(str(exc))
                     for name in definition.tables:
@@ -383,7 +389,7 @@ SelectionArg = Annotated[
     typer.Argument(help="dbt selection (default: everything); several words are a union, as after dbt's -s."),
 ]
 FullRefresh = Annotated[
-    bool, typer.Option("--full-refresh", help="Rebuild incremental models and seeds from scratch (dbt's flag).")
+    bool, typer.Option("--full-refresh", help="Rebuild incremental models and seeds (dbt's flag) and reload incremental sources, from scratch.")
 ]
 Threads = Annotated[int | None, typer.Option(help="dbt threads (default: the profile's), as dbt's --threads.")]
 

@@ -42,8 +42,16 @@ from orchestration.targets import Target, resolve_target
 from orchestration.task_mirror import Outcome, TaskRunMirror
 
 
-def load_source(project: Project, target: Target, definition: Any, tables: tuple[str, ...] | None = None) -> Any:
-    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult."""
+def load_source(
+    project: Project,
+    target: Target,
+    definition: Any,
+    tables: tuple[str, ...] | None = None,
+    *,
+    full_refresh: bool = False,
+) -> Any:
+    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult.
+    ``full_refresh`` reloads them from scratch (see ``ingestion.run_source``)."""
     from ingestion import run_source
 
     return run_source(
@@ -53,6 +61,7 @@ def load_source(project: Project, target: Target, definition: Any, tables: tuple
         target=target.name,
         pipelines_dir=project.pipelines_dir,
         tables=tables,
+        full_refresh=full_refresh,
     )
 
 
@@ -88,6 +97,7 @@ def _ingest(
     report: MaterializeReport,
     checks: RunChecks,
     checkpoints: Checkpoints | None = None,
+    full_refresh: bool = False,
 ) -> None:
     from ingestion import get_source
 
@@ -101,7 +111,7 @@ def _ingest(
         for table in tables:
             mirror.open(ids[table], started)
         try:
-            load = load_source(project, target, definition, tables)
+            load = load_source(project, target, definition, tables, full_refresh=full_refresh)
         except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
             interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
             ended = datetime.now(UTC)
@@ -123,6 +133,7 @@ def _ingest(
             )
         report.ingested.append(load)
         checks.quarantine(load, tables)
+        checks.reconcile(definition, tables)
         for table in tables:
             rows = load.rows.get(table, 0)
             mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
@@ -243,7 +254,7 @@ def _materialize(
     try:
         if plan.ingest:
             interrupts.at("ingest")
-            _ingest(project, resolved, plan, mirror, report, checks, checkpoints)
+            _ingest(project, resolved, plan, mirror, report, checks, checkpoints, options.full_refresh)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
                 manifest = dbt_executor.parse(project, resolved, options)

@@ -133,10 +133,10 @@ def asset_graph(
     ingestion: list[AssetSpec] = []
     checks: list[CheckSpec] = []
     if with_ingestion:
-        from ingestion import ingestion_specs, quarantine_checks  # dlt is a 1.3 s import: only projects that ingest
+        from ingestion import ingestion_specs, quarantine_checks, reconcile_checks  # dlt: only projects that ingest
 
         ingestion = ingestion_specs()
-        checks = quarantine_checks()
+        checks = [*quarantine_checks(), *reconcile_checks()]
     graph = build_asset_graph(
         manifest=manifest, ingestion=ingestion, python_assets=python_assets or [], checks=checks, translator=translator
     )
