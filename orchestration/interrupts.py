@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -37,7 +39,33 @@ class Interrupted(KeyboardInterrupt):
         return signal.Signals(self.signum).name
 
 
-def _handler(signum: int, frame: object) -> None:
+_CLEANUP = frozenset({"close", "do_close", "_close_connection", "_finalize_fairy", "dispose", "__del__"})
+"""Functions that release something (a connection, a pool): a signal arriving inside one is raised just
+after it, not in it: an exception there leaks what it was releasing, and libraries log it with a traceback
+(SQLAlchemy's pool did, closing a GX connection)."""
+_DEFER_AT_MOST = 2.0
+_deferred: list[float] = []
+
+
+def _in_cleanup(frame: FrameType | None) -> bool:
+    depth = 0
+    while frame is not None and depth < 40:
+        if frame.f_code.co_name in _CLEANUP:
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    if not _received and _in_cleanup(frame):
+        now = time.monotonic()
+        if not _deferred or now - _deferred[0] < _DEFER_AT_MOST:
+            _deferred[:1] = _deferred[:1] or [now]
+            # ask again shortly: the release will have finished (a cleanup stuck for 2 s is interrupted anyway)
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
     if _received:  # a second signal: stop now (children first), record nothing more
         for stop in list(_at_exit):
             try:
