@@ -98,13 +98,31 @@ class SuiteRunner:
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.tidied = tidy_store(self.root_dir / "gx")
         self.gx = gx
-        self.context = gx.get_context(mode="file", project_root_dir=str(self.root_dir))
+        self.context = self._open_context()
         self.context.variables.progress_bars = {"globally": False}
         # GX writes data sources into great_expectations.yml: store a ${VAR} reference, never the URL.
         os.environ[warehouse.env_var] = warehouse.url
         self.datasource = self.context.data_sources.add_or_update_sql(
             name=f"headwater_{warehouse.target}", connection_string="${" + warehouse.env_var + "}"
         )
+
+    def _open_context(self) -> Any:
+        """GX's file context; a project file a stopped run left cut short is set aside and GX writes a fresh one.
+
+        GX rewrites ``great_expectations.yml`` whole on every data-source update, so a signal there leaves it empty
+        or half written and every later run would fail to open the project. Headwater owns that file (its data
+        source is added again below, suites and results live in their own files), so nothing is lost.
+        """
+        config = self.root_dir / "gx" / "great_expectations.yml"
+        try:
+            return self.gx.get_context(mode="file", project_root_dir=str(self.root_dir))
+        except Exception:  # GX raises its own config, YAML and marshmallow errors for a bad project file
+            if not config.exists():
+                raise
+        aside = config.with_name(f"{config.name}.broken")
+        config.replace(aside)
+        self.tidied.append(f"{config}: unreadable (a run stopped while GX wrote it); set aside as {aside.name}")
+        return self.gx.get_context(mode="file", project_root_dir=str(self.root_dir))
 
     def run(self, suite: Suite, schema: str, table: str) -> list[CheckOutcome]:
         """Validate ``schema.table`` against ``suite``; one outcome per expectation, in the suite's order.
@@ -260,3 +278,5 @@ def _quiet_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # it logs a bad project file at ERROR before raising; SuiteRunner handles that case and says so itself
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.CRITICAL)

@@ -198,3 +198,23 @@ def test_the_gx_store_drops_what_an_interrupted_run_left_unreadable_and_keeps_th
     left = sorted(p.parent.name for p in (gx_dir / "uncommitted" / "validations").rglob("*.json"))
     assert left == ["202604", "202605", "202606"], "the newest three results, their empty folders gone"
     assert len(list((gx_dir / "uncommitted" / "validations" / "raw" / "payments" / "__none__").iterdir())) == 3
+
+
+@pytest.mark.parametrize("cut", ["", "config_version: 4.0\nstores:\n  expectations_store:\n    class_na"])
+def test_a_project_file_cut_short_by_a_stopped_run_is_set_aside_and_the_next_run_opens(
+    tmp_path: Path, suite, cut: str
+) -> None:
+    # GX rewrites great_expectations.yml on every data-source update; a signal there left it empty in CI and
+    # every later run failed with "Error while processing DataContextConfig: _schema"
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    _fill(url)
+    SuiteRunner(tmp_path, Warehouse("dev", url)).close()
+    config = tmp_path / "gx" / "great_expectations.yml"
+    assert "config_version" in config.read_text()
+    config.write_text(cut)
+    runner = SuiteRunner(tmp_path, Warehouse("dev", url))
+    assert runner.tidied == [
+        f"{config}: unreadable (a run stopped while GX wrote it); set aside as great_expectations.yml.broken"
+    ]
+    assert _verdicts(runner, suite) == {**EXPECTED, "email_like": ("error", None)}
+    assert (tmp_path / "gx" / "great_expectations.yml.broken").read_text() == cut
