@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,18 +67,23 @@ def run_source(
     """
     # Arrow rows carry no _dlt_load_id by default; dbt needs it for freshness and incremental models.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # dlt's own signal handlers (normalize, load) hold a Ctrl-C until a checkpoint and forget it if the step ends
+    # first: a run stopped then went on as a success. The caller's handler sees every signal instead.
+    dlt.config["runtime.intercept_signals"] = False
     pipeline = pipeline_for(definition, destination, target=target, pipelines_dir=pipelines_dir)
     recovered: dict[str, int] = {}
     recovered_ids: list[str] = []
-    if pipeline.has_pending_data:
-        pipeline.normalize()
-        recovered_ids = list(pipeline.load().loads_ids)
-        recovered = _rows_of_loads(pipeline, recovered_ids)
+    with _interruptions_pass_through():
+        if pipeline.has_pending_data:
+            pipeline.normalize()
+            recovered_ids = list(pipeline.load().loads_ids)
+            recovered = _rows_of_loads(pipeline, recovered_ids)
     source = definition.build(paths)
     if tables is not None:
         source = source.with_resources(*resource_names(tables, source.resources))
     try:
-        info = pipeline.run(source, loader_file_format="parquet", refresh="drop_data" if full_refresh else None)
+        with _interruptions_pass_through():
+            info = pipeline.run(source, loader_file_format="parquet", refresh="drop_data" if full_refresh else None)
     except PipelineStepFailed as exc:
         violation = _contract_violation(exc)
         if violation is None and exc.step == "extract":
@@ -107,6 +113,19 @@ def run_source(
         quarantined=quarantined,
         quarantine_reasons=reasons,
     )
+
+
+@contextmanager
+def _interruptions_pass_through() -> Iterator[None]:
+    """dlt wraps a KeyboardInterrupt raised in a step (a signal handler's) in PipelineStepFailed, an ordinary
+    exception that would read as a failed source: raise the interruption itself (the load package stays pending and
+    the next run finishes it)."""
+    try:
+        yield
+    except PipelineStepFailed as exc:
+        if isinstance(exc.exception, KeyboardInterrupt):
+            raise exc.exception from None
+        raise
 
 
 class ContractViolation(RuntimeError):
