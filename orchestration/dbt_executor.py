@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -318,6 +319,13 @@ def build(
             # wait for it briefly instead of failing the run (nothing ran: dbt stops before its first node)
             if result.result is not None or not _duckdb_busy(result.exception) or waited >= DUCKDB_BUSY_WAIT:
                 break
+            if not waited:  # say why the run is idle now, not at the end
+                print(
+                    f"waiting up to {DUCKDB_BUSY_WAIT:.0f} s for another process to release the DuckDB file: "
+                    f"{_first_line(result.exception)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             interrupts.check()
             time.sleep(1.0)
             waited += 1.0

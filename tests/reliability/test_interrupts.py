@@ -13,12 +13,14 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import Receiver, base_env, run_cli
+from tests.conftest import Receiver, base_env, run_cli, start_cli, stop_process_group
 from tests.reliability.signals import interrupt_at, servers_of
 
 DUCKDB_CASES = [
@@ -177,13 +179,28 @@ def test_a_run_waits_for_a_reader_of_the_duckdb_file_instead_of_failing(demo) ->
     import sys
 
     warehouse = Path(demo["env"]["HEADWATER_DATA_DIR"]) / "headwater.duckdb"
+    # the holder lets go once the run says it waits (a fixed hold raced a slow start on a loaded machine)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); "
-         "print('open', flush=True); time.sleep(20)"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(warehouse)!r}, read_only=True); "
+         "print('open', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout.readline().strip() == "open"
-    run = run_cli(["materialize", "layer:marts"], demo["env"], check=False)
-    holder.wait(30)
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "for another process to release the DuckDB file" in run.stdout, run.stdout[-2000:]
+    run = start_cli(["materialize", "layer:marts"], demo["env"])
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(run.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not any("waiting up to" in ln for ln in lines) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        holder.communicate("\n", timeout=30)
+        run.wait(300)
+        reader.join(30)
+    finally:
+        stop_process_group(run)
+        holder.kill()
+    output = "".join(lines)
+    assert any("for another process to release the DuckDB file: " in line for line in lines), output[-3000:]
+    assert run.returncode == 0, output[-3000:]
+    assert "waited" in output and "for another process to release the DuckDB file" in output, output[-2000:]
