@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from assets import load_manifest, select
-from orchestration.plan import asset_graph, plan_run
-from orchestration.run_tasks import mirrored_tasks, node_policies
+from orchestration.engine.plan import asset_graph, plan_run
+from orchestration.engine.tasks import mirrored_tasks, node_policies
 
 
 def synthetic_manifest(nodes: int, seed: int = 3) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from assets import AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
-
 from ingestion.docs import TABLE_DOCS
 from ingestion.registry import SOURCES, SourceDefinition
 

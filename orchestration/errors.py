@@ -42,11 +42,11 @@ def read_yaml(path: Path, fix: str) -> Any:
 def user_errors() -> tuple[type[BaseException], ...]:
     """What a command reports in one line (exit 2) rather than with a traceback (``--debug`` shows it)."""
     from assets import CycleError, DuplicateAssetError, ManifestError, SelectionError
-    from orchestration.alerts import AlertConfigError
-    from orchestration.dbt_executor import DbtInvocationError, DbtVarsError
-    from orchestration.python_assets import PythonAssetError
-    from orchestration.target_lock import TargetBusy, WarehouseUnreachable
-    from orchestration.targets import MissingCredentialError, UnknownTargetError
+    from orchestration.dbt.executor import DbtInvocationError, DbtVarsError
+    from orchestration.engine.python_assets import PythonAssetError
+    from orchestration.notify.alerts import AlertConfigError
+    from orchestration.warehouse.lock import TargetBusy, WarehouseUnreachable
+    from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError
     from quality.suites import SuiteError
 
     return (

@@ -26,7 +26,6 @@ from typing import Any
 
 from assets import Severity
 from assets.checks import CheckOutcome
-
 from quality.suites import Suite
 
 GX_VERSION = "1.24.1"

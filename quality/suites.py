@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from assets import AssetKey, CheckSpec, Severity
 
 _EXPECTATION = re.compile(r"expect_[a-z0-9_]+")

@@ -138,16 +138,16 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The demo project's real manifest, from an in-process ``dbt parse`` into a private folder."""
-    from orchestration import dbt_executor
+    from orchestration.dbt import executor
     from orchestration.project import Project
-    from orchestration.targets import resolve_target
+    from orchestration.warehouse.targets import resolve_target
 
     data = tmp_path_factory.mktemp("manifest_data")
     old = os.environ.get("HEADWATER_DATA_DIR")
     os.environ["HEADWATER_DATA_DIR"] = str(data)
     try:
         project = Project.discover(REPO)
-        return dbt_executor.parse(project, resolve_target(project, "dev"))
+        return executor.parse(project, resolve_target(project, "dev"))
     finally:
         if old is None:
             os.environ.pop("HEADWATER_DATA_DIR", None)

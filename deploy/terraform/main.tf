@@ -50,7 +50,7 @@ resource "prefect_flow" "materialize" {
 resource "prefect_deployment" "hourly_incremental" {
   name           = "hourly-incremental"
   flow_id        = prefect_flow.materialize.id
-  entrypoint     = "orchestration/materialize.py:materialize_flow"
+  entrypoint     = "orchestration/prefect/flow.py:materialize_flow"
   work_pool_name = prefect_work_pool.headwater.name
   tags           = ["headwater", "incremental", "shop"]
   parameters = jsonencode({
@@ -67,7 +67,7 @@ resource "prefect_deployment" "hourly_incremental" {
 resource "prefect_deployment" "nightly_full" {
   name           = "nightly-full"
   flow_id        = prefect_flow.materialize.id
-  entrypoint     = "orchestration/materialize.py:materialize_flow"
+  entrypoint     = "orchestration/prefect/flow.py:materialize_flow"
   work_pool_name = prefect_work_pool.headwater.name
   tags           = ["headwater", "full-refresh"]
   parameters = jsonencode({

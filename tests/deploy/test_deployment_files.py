@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from orchestration.deploy import load_deployments
+from orchestration.prefect.deploy import load_deployments
 from tests.conftest import REPO
 
 CODE_DIRS = ("assets", "ingestion", "orchestration", "quality")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.alerts import Alert, AlertConfigError, load_router
+from orchestration.notify.alerts import Alert, AlertConfigError, load_router
 
 ALERT = Alert(
     asset_key="marts.orders",

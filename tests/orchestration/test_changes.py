@@ -69,7 +69,7 @@ def test_plan_categorises_a_rename_breaking_and_an_added_column_non_breaking(
 def test_state_from_another_warehouse_kind_is_refused_with_the_fix(tmp_path: Path) -> None:
     import pytest
 
-    from orchestration.changes import StateError, load_state
+    from orchestration.analysis.changes import StateError, load_state
 
     state = tmp_path / "manifest.json"
     state.write_text(json.dumps({"metadata": {"adapter_type": "postgres"}, "nodes": {}}))
@@ -113,7 +113,7 @@ def _compiled(models: dict[str, str]) -> dict:
 
 
 def test_a_change_of_column_order_only_is_not_breaking(tmp_path: Path) -> None:
-    from orchestration.changes import build_change_plan
+    from orchestration.analysis.changes import build_change_plan
 
     old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
     new = _compiled({"m": 'select b, a from "db"."raw"."t"'})
@@ -123,7 +123,7 @@ def test_a_change_of_column_order_only_is_not_breaking(tmp_path: Path) -> None:
 
 
 def test_a_model_that_no_longer_resolves_says_so_instead_of_losing_its_columns(tmp_path: Path) -> None:
-    from orchestration.changes import build_change_plan
+    from orchestration.analysis.changes import build_change_plan
 
     old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
     new = _compiled({"m": 'select a, b from "db"."raw"."t" where ((('})

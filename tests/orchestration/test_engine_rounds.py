@@ -7,9 +7,9 @@ rule that matters is checked alone: a retry round never rebuilds a node that a f
 from __future__ import annotations
 
 from assets import build_asset_graph
-from orchestration import dbt_executor
-from orchestration.dbt_executor import BuildResult, NodeResult
-from orchestration.engine import DbtNodePolicy, DbtSegment
+from orchestration.dbt import executor
+from orchestration.dbt.executor import BuildResult, NodeResult
+from orchestration.engine.dbt_segment import DbtNodePolicy, DbtSegment
 
 
 def _node(kind: str, name: str, deps: list[str], **extra) -> dict:
@@ -73,7 +73,7 @@ def test_a_retry_round_never_rebuilds_what_a_final_failure_holds_back(monkeypatc
         chosen = first if len(calls) == 1 else {uid: "success" for uid in nodes}
         return BuildResult(success=False, results=[NodeResult(uid, status, "", 0.0) for uid, status in chosen.items()])
 
-    monkeypatch.setattr(dbt_executor, "build", fake_build)
+    monkeypatch.setattr(executor, "build", fake_build)
     policies = {uid: DbtNodePolicy(1 if uid == "model.p.r" else 0, 0) for uid in first}
     segment = DbtSegment(None, None, graph, FakeMirror(), policies, sleep=lambda _: None)
     outcomes = segment.run(list(first))
@@ -91,7 +91,7 @@ def test_a_node_dbt_did_not_report_is_a_failure_never_a_silent_success(monkeypat
     def fake_build(project, target, nodes=None, *, extra=(), options=None, on_event=None) -> BuildResult:
         return BuildResult(success=True, results=[NodeResult("model.p.a", "success", "", 0.0)])
 
-    monkeypatch.setattr(dbt_executor, "build", fake_build)
+    monkeypatch.setattr(executor, "build", fake_build)
     mirror = FakeMirror()
     outcomes = DbtSegment(None, None, graph, mirror, {}, sleep=lambda _: None).run(["model.p.a", "model.p.r"])
     assert outcomes["model.p.r"].failed and "did not run this node" in outcomes["model.p.r"].message
@@ -110,7 +110,7 @@ def test_hooks_and_nodes_outside_the_plan_are_accounted_for(monkeypatch) -> None
             ],
         )
 
-    monkeypatch.setattr(dbt_executor, "build", fake_build)
+    monkeypatch.setattr(executor, "build", fake_build)
     outcomes = DbtSegment(None, None, graph, FakeMirror(), {}, sleep=lambda _: None).run(["model.p.a"])
     hook = outcomes["operation.p.p-on-run-end-0"]
     assert hook.failed and not hook.planned and hook.attempts == 1

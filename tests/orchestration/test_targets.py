@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.project import Project
-from orchestration.targets import MissingCredentialError, UnknownTargetError, resolve_target
+from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError, resolve_target
 from tests.conftest import REPO
 
 

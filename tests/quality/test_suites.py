@@ -20,7 +20,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_shipped_suites_cover_raw_payments_orders_and_two_marts(manifest) -> None:
-    from orchestration.plan import asset_graph
+    from orchestration.engine.plan import asset_graph
 
     graph = asset_graph(manifest, suites_dir=REPO / "quality" / "suites")
     suites = {str(c.asset_key) for c in graph.checks if c.kind == "gx"}

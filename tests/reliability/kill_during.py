@@ -52,7 +52,7 @@ def _arm(step: str) -> None:
 
 if __name__ == "__main__":
     _arm(sys.argv[1])
-    from orchestration.cli import main
+    from orchestration.cli.app import main
 
     sys.argv = ["headwater", *sys.argv[2:]]
     main()

@@ -86,8 +86,8 @@ def test_second_run_on_postgres_is_refused_and_a_killed_holder_frees_it(pg_datab
 _HOLD = """
 import sys, time
 from orchestration.project import Project
-from orchestration.target_lock import target_lock
-from orchestration.targets import resolve_target
+from orchestration.warehouse.lock import target_lock
+from orchestration.warehouse.targets import resolve_target
 project = Project.discover()
 with target_lock(project, resolve_target(project, sys.argv[1])):
     print("held", flush=True)

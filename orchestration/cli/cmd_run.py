@@ -1,0 +1,215 @@
+"""Running the materialize flow from the CLI: the local Prefect API, signals, the summary, and a fast, safe exit.
+
+``materialize`` and ``retry`` (in ``cli``) call :func:`_run_flow`; everything here prints through the shared console.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import typer
+
+from orchestration.cli.common import _fail, console
+from orchestration.project import Project
+
+FAST_EXIT = [False]
+"""Set by ``cli.main``: the console script may end the process without the interpreter's slow teardown."""
+
+
+def _local_server(project: Project):
+    """Start Headwater's own local Prefect API when none is configured (see ``local_server``); None otherwise."""
+    import atexit
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    from orchestration import interrupts
+    from orchestration.prefect.local_server import LocalServer
+
+    server = LocalServer(project.data_dir / "prefect_server.log").start()
+    os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect is imported: its settings read it then
+    atexit.register(server.stop)
+    interrupts.on_exit(server.kill)
+    return server
+
+
+def _run_flow(project: Project, resolved, **parameters) -> None:
+    """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
+    (128 + the signal's number when a signal interrupted it)."""
+    from orchestration import interrupts
+
+    server = _local_server(project)
+    interrupts.on_exit(_release)  # a second signal ends the process at once: still without leaked semaphores
+    with _prefect_settings(server):
+        _run_and_report(project, resolved, server, parameters)
+
+
+@contextlib.contextmanager
+def _prefect_settings(server):
+    """Prefect talks to the local API for the rest of this process, whenever Prefect was imported, and never starts
+    an ephemeral server of its own (one the CLI's fast exit would leave running)."""
+    if server is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
+        yield
+
+
+def _run_and_report(project: Project, resolved, server, parameters: dict) -> None:
+    from orchestration import interrupts
+
+    try:
+        with interrupts.interruptible():
+            state = _flow_state(project, resolved, server, parameters)
+    except interrupts.Interrupted as exc:  # before the run started or after it ended: nothing to record
+        console.print(f"[red]interrupted by {exc.name}[/] before the run could record anything; nothing changed")
+        if server is not None:
+            server.stop()
+        raise typer.Exit(code=exc.exit_code) from None
+    from orchestration.cli.console import dbt_status_line, summary_tables
+    from orchestration.prefect.flow import MaterializeFailed, MaterializeInterrupted
+
+    try:
+        report = state.result(raise_on_failure=False)
+    except Exception as exc:  # the flow crashed before producing a report: show why, not a traceback
+        raise _fail(f"the run crashed: {exc}") from None
+    if isinstance(report, MaterializeInterrupted):
+        console.print(f"[red]{report}[/]", highlight=False)
+        if report.report is None:
+            if server is not None:
+                server.stop()
+            raise typer.Exit(code=report.exit_code)
+        _finish(report.report, report.exit_code, server)
+    if isinstance(report, MaterializeFailed):
+        report = report.report
+    if isinstance(report, BaseException) or not hasattr(report, "ok"):
+        raise _fail(f"the run failed: {report or state.message}")
+    for table in summary_tables(report):
+        console.print(table)
+    line = dbt_status_line(report)
+    if line:
+        console.print(line, highlight=False)
+    _print_failures(report)
+    for message in report.mirror_errors[:5]:
+        console.print(f"[yellow]recording:[/] {message}")
+    for message in report.notes[:5]:
+        console.print(f"[dim]note:[/] {message}")
+    if report.warehouse_error:
+        console.print(
+            f"[red]{report.warehouse_error}.[/] What it was building is not visible: dbt replaces each relation "
+            "in one transaction, and models read only completed dlt loads. Once the warehouse answers again, "
+            "`headwater retry` runs what did not finish."
+        )
+    if report.disabled_notifiers:
+        console.print(
+            f"[dim]alert notifiers off (their variables are unset): {', '.join(report.disabled_notifiers)}[/]"
+        )
+    if report.quarantined:
+        shown = ", ".join(f"{key} {n:,}" for key, n in sorted(report.quarantined.items()))
+        console.print(
+            f"[yellow]quarantined[/] (rows a data contract rejected, kept with their reason in "
+            f"<dataset>._headwater_quarantine): {shown}"
+        )
+    if report.data_docs:
+        console.print(f"GX Data Docs: {report.data_docs}")
+    if report.ok:
+        console.print(f"[green]materialized[/] on target {report.target} (flow run {report.run_id})")
+    else:
+        console.print(
+            f"[red]run failed[/] on target {report.target} (flow run {report.run_id}); "
+            "`headwater retry` re-runs only the failed and skipped assets"
+        )
+    _finish(report, 0 if report.ok else 1, server)
+
+
+def _flow_state(project: Project, resolved, server, parameters: dict):
+    """The materialize flow's final state, with progress bars (the local server must answer first)."""
+    from orchestration.cli.console import RichReporter
+    from orchestration.engine.progress import set_reporter
+
+    if server is not None:
+        with console.status("starting the local Prefect API"):
+            server.wait()
+    from orchestration.prefect.flow import materialize_flow
+
+    progress = RichReporter.progress_bar()
+    set_reporter(RichReporter(progress))
+    try:
+        with progress:
+            return materialize_flow(
+                target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
+            )
+    finally:
+        set_reporter(None)
+
+
+def _print_failures(report) -> None:
+    """Every final failure on its own line (assets, hooks, checks), grouped by message when many share one, so
+    that the list fits a screen; each line names the node and the first line of its error."""
+    from orchestration.cli.console import first_lines
+
+    lines: dict[str, list[str]] = {}
+    for result in sorted(report.failed, key=lambda r: r.key):
+        lines.setdefault(f"{result.kind}: {first_lines(result.message) or 'failed'}", []).append(result.key)
+    for check in sorted(report.failed_checks, key=lambda c: c.check.id):
+        detail = first_lines(check.message) or f"{check.failures or 0} failing rows"
+        lines.setdefault(f"{check.check.kind} {check.status}: {detail}", []).append(check.check.id)
+    shown = 0
+    for message, names in lines.items():
+        if shown >= 12:
+            console.print(
+                f"[red]... and {len(lines) - shown} more failure message(s): `headwater status` lists them[/]"
+            )
+            break
+        listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        console.print(f"[red]failed[/] {listed} ({message})", highlight=False)
+        shown += 1
+
+
+def _finish(report, code: int, server=None) -> None:
+    """End the process once every record is safe.
+
+    With Headwater's local server, wait until it has recorded the run's task runs (events are stored
+    asynchronously), then stop it. Flush the event and log queues, release DuckDB, and exit without the
+    interpreter's slow teardown of dbt's objects (~1.5 s).
+    """
+    import os
+    import sys
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=120)
+    APILogWorker.drain_all(timeout=120)
+    if server is not None:
+        from orchestration.prefect.records import wait_for_task_runs
+
+        recorded = wait_for_task_runs(report.flow_run_id, report.task_runs, timeout=60)
+        if recorded < report.task_runs:
+            console.print(f"[yellow]the local Prefect server recorded {recorded} of {report.task_runs} task runs[/]")
+        server.stop()
+    if not FAST_EXIT[0]:
+        raise typer.Exit(code=code)
+    _release()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _release() -> None:
+    """What the interpreter's exit would do that matters: close DuckDB (a clean checkpoint) and release dbt's
+    semaphores (or the resource tracker warns of leaks)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+        DuckDBConnectionManager.close_all_connections()
+        import gc
+
+        gc.collect()
+    except ImportError:
+        pass
+    import multiprocessing.util
+
+    multiprocessing.util._exit_function()

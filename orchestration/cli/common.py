@@ -1,0 +1,137 @@
+"""What every ``headwater`` command shares: the typer app, the common options, and loading a project, its
+target and its asset graph with errors printed instead of raised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestration._env import apply_defaults
+
+apply_defaults()
+
+from orchestration.cli.console import console  # noqa: E402
+from orchestration.project import Project  # noqa: E402
+
+app = typer.Typer(
+    name="headwater",
+    help="Headwater: dlt ingestion, dbt transformation and checks as one asset graph, run on Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _options_for_every_command(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error (one line otherwise).")
+    ] = False,
+) -> None:
+    import os
+
+    if debug:
+        os.environ["HEADWATER_DEBUG"] = "1"
+
+
+ProjectDir = Annotated[
+    Path | None, typer.Option("--project-dir", help="Headwater project root (default: found from cwd).")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", "-t", help="Target in profiles/profiles.yml (default: HEADWATER_TARGET or dev)."),
+]
+DbtProject = Annotated[Path | None, typer.Option("--dbt-project", help="A dbt project to run instead of dbt_project/.")]
+ProfilesDir = Annotated[Path | None, typer.Option("--profiles-dir", help="Folder holding profiles.yml.")]
+VarsOpt = Annotated[
+    str | None,
+    typer.Option("--vars", help="dbt vars as YAML or JSON, as dbt takes them: '{load_source_data: true}'."),
+]
+SelectOpt = Annotated[
+    list[str] | None,
+    typer.Option("--select", "-s", help="dbt selection (repeatable; several values are a union), as dbt's -s."),
+]
+ExcludeOpt = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Selection to leave out (repeatable), as dbt's --exclude.")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _project(project_dir: Path | None, dbt_project: Path | None = None, profiles_dir: Path | None = None) -> Project:
+    try:
+        return Project.discover(project_dir, dbt_project_dir=dbt_project, profiles_dir=profiles_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _target(project: Project, name: str | None):
+    from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError, resolve_target
+
+    try:
+        return resolve_target(project, name)
+    except (MissingCredentialError, UnknownTargetError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _options(vars_text: str | None, **flags):
+    """The run's dbt flags from the command line (a malformed ``--vars`` is printed, not raised)."""
+    from orchestration.dbt import executor
+
+    try:
+        return executor.DbtOptions(vars=executor.DbtOptions.parse_vars(vars_text), **flags)
+    except executor.DbtVarsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _graph(project: Project, resolved, options=None):
+    """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised)."""
+    from assets import DuplicateAssetError, ManifestError
+    from assets.dag import CycleError
+    from orchestration.dbt import executor
+    from orchestration.engine.plan import asset_graph
+
+    options = options or executor.NO_OPTIONS
+    with console.status("parsing the dbt project"):
+        try:
+            manifest = executor.parse(project, resolved, options)
+        except executor.DbtInvocationError as exc:
+            raise _fail(str(exc)) from None
+    from orchestration.engine.python_assets import PythonAssetError, load_python_assets
+
+    try:
+        python_specs = [a.spec for a in load_python_assets(project.root)]
+    except PythonAssetError as exc:
+        raise _fail(str(exc)) from None
+    from quality.suites import SuiteError
+
+    try:
+        return asset_graph(
+            manifest,
+            executor.project_defaults(project),
+            project.is_headwater_dbt_project,
+            python_specs,
+            project.suites_dir,
+        )
+    except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude, vars_text=None):
+    """Project, target, graph, the selected node ids and their assets, for the commands that list."""
+    from assets import SelectionError
+    from assets.selection import select_nodes
+
+    project = _project(project_dir, dbt_project, profiles_dir)
+    resolved = _target(project, target)
+    graph = _graph(project, resolved, _options(vars_text))
+    try:
+        nodes = select_nodes(graph, selection, exclude)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+    keys = {k for uid in nodes if (k := graph.nodes[uid].asset_key) is not None and k in graph.specs}
+    return project, resolved, graph, nodes, keys

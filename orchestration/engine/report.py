@@ -1,0 +1,248 @@
+"""What a materialize run reports: per-asset results, check results, alerts, and their run-log records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from assets import AssetGraph, AssetKey
+from assets.checks import CheckOutcome
+from assets.run_log import CheckRecord, Materialization
+from orchestration.engine.dbt_segment import FAILED, NodeOutcome
+from orchestration.notify.alerts import Alert
+
+if TYPE_CHECKING:
+    from ingestion import LoadResult
+
+
+@dataclass(frozen=True)
+class AssetResult:
+    key: str
+    kind: str
+    status: str  # success | unchanged | no-op | failed | skipped
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    rows: int | None = None
+    message: str = ""
+    node_id: str = ""
+
+
+@dataclass
+class MaterializeReport:
+    run_id: str
+    target: str
+    selection: str | None
+    exclude: str | None = None
+    ingested: list[LoadResult] = field(default_factory=list)
+    assets: dict[str, AssetResult] = field(default_factory=dict)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Assets skipped because a blocking check upstream failed, with the check's id."""
+    data_docs: str | None = None
+    sources_regenerated: list[str] = field(default_factory=list)
+    rounds: int = 0
+    alerts_sent: list[tuple[str, str]] = field(default_factory=list)
+    alert_errors: list[str] = field(default_factory=list)
+    disabled_notifiers: list[str] = field(default_factory=list)
+    mirror_errors: list[str] = field(default_factory=list)
+    warehouse_error: str | None = None
+    """Set when the warehouse stopped answering during the run (what failed, where, the driver's words)."""
+    task_runs: int = 0
+    flow_run_id: str | None = None
+    dbt_statuses: dict[str, str] = field(default_factory=dict)
+    """The final dbt status of every node dbt reported (hooks included), by unique id: dbt's own counts."""
+    vars: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What the run worked around on its way (a DuckDB file another process held, unreadable GX files)."""
+    interrupted: str | None = None
+    """Set when a signal stopped the run: which, and in what phase (``SIGTERM during dbt build``)."""
+    exit_code: int = 0
+
+    @property
+    def failed(self) -> list[AssetResult]:
+        return [r for r in self.assets.values() if r.status == "failed"]
+
+    @property
+    def skipped(self) -> list[AssetResult]:
+        """Assets the run did not build because something upstream failed (a skipped exposure does not count,
+        as in dbt: it is documentation)."""
+        return [r for r in self.assets.values() if r.status == "skipped" and r.kind != "exposure"]
+
+    @property
+    def failed_checks(self) -> list[CheckOutcome]:
+        """Checks that fail the run: every failed dbt test and unit test, and failed error-severity checks."""
+        return [c for c in self.checks if c.blocking]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed, nothing was skipped, no check failed, and dbt reported no node failing (the last is a
+        backstop: every dbt result is already an asset, check or hook result)."""
+        dbt_failed = any(status in FAILED for status in self.dbt_statuses.values())
+        clean = not self.failed and not self.skipped and not self.failed_checks
+        return clean and not dbt_failed and not self.interrupted
+
+    @property
+    def unfinished(self) -> list[AssetResult]:
+        """Assets an interruption left unbuilt."""
+        return [r for r in self.assets.values() if r.status == "interrupted"]
+
+    def dbt_counts(self) -> dict[str, int]:
+        """dbt's end-of-run counts over the final status of every node it reported (``PASS=.. ERROR=..``)."""
+        counts = {"pass": 0, "warn": 0, "error": 0, "skip": 0, "no-op": 0}
+        for status in self.dbt_statuses.values():
+            if status in FAILED:
+                counts["error"] += 1
+            elif status == "skipped":
+                counts["skip"] += 1
+            elif status == "warn":
+                counts["warn"] += 1
+            elif status == "no-op":
+                counts["no-op"] += 1
+            else:
+                counts["pass"] += 1
+        return {**counts, "total": len(self.dbt_statuses)}
+
+    @property
+    def quarantined(self) -> dict[str, int]:
+        """Rows rejected by data contracts in this run, per raw table."""
+        return {f"{load.dataset}.{table}": n for load in self.ingested for table, n in load.quarantined.items()}
+
+
+def dbt_check_outcomes(graph: AssetGraph, outcomes: Mapping[str, NodeOutcome]) -> list[CheckOutcome]:
+    """dbt test outcomes as checks ``(asset key, check name)`` with their severity."""
+    results = []
+    for check in graph.checks:
+        outcome = outcomes.get(check.unique_id)
+        if outcome is None:
+            continue
+        message = outcome.message if outcome.failed or outcome.status in ("warn", "skipped") else ""
+        results.append(CheckOutcome(check, outcome.status, outcome.failures, message, outcome.attempts))
+    return results
+
+
+class MaterializeInterrupted(Exception):
+    """A run a signal stopped; ``report`` (None when it stopped before the run was recorded) says what did not
+    finish, ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, report: MaterializeReport | None, interruption: BaseException) -> None:
+        self.report = report
+        self.exit_code = getattr(interruption, "exit_code", 130)
+        name = getattr(interruption, "name", "a signal")
+        if report is None:
+            message = f"interrupted by {name} before the run was recorded; nothing changed"
+        else:
+            left = len(report.unfinished)
+            message = (
+                f"interrupted by {report.interrupted}: {left} asset(s) did not finish (run {report.run_id}); "
+                "`headwater retry` runs them"
+            )
+        super().__init__(message)
+
+    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+        return (_rebuild_interrupted, (self.report, self.exit_code, str(self)))
+
+
+def _rebuild_interrupted(report: MaterializeReport | None, exit_code: int, message: str) -> MaterializeInterrupted:
+    stopped = MaterializeInterrupted.__new__(MaterializeInterrupted)
+    Exception.__init__(stopped, message)
+    stopped.report, stopped.exit_code = report, exit_code
+    return stopped
+
+
+def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: str) -> None:
+    """Every asset the run selected and did not finish is recorded ``interrupted`` (so ``retry`` runs exactly those)
+    and its task run ends Interrupted; what finished, failed or was skipped stays as it is."""
+    from orchestration.engine.outcomes import Outcome
+
+    graph = plan.graph
+    ended = ("success", "unchanged", "no-op", "failed", "skipped")
+    for key in sorted(plan.selected):
+        spec = graph.specs[key]
+        result = report.assets.get(str(key))
+        if not spec.builds or (result is not None and result.status in ended):
+            continue
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "interrupted", 0, None, None, message=message, node_id=spec.unique_id
+        )
+        mirror.finish(spec.unique_id, Outcome.INTERRUPTED, message)
+
+
+def _spec(graph: AssetGraph, key: str):
+    """The spec of a result's key; None for what is no asset (a hook, a check's package)."""
+    try:
+        return graph.specs.get(AssetKey.parse(key))
+    except ValueError:
+        return None
+
+
+def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None) -> list[Alert]:
+    """One alert per asset whose last attempt failed and per check that failed or warned with failing rows."""
+
+    def alert(key: str, kind: str, error: str, attempts: int) -> Alert:
+        spec = _spec(graph, key)
+        return Alert(
+            asset_key=key,
+            kind=kind,
+            error=error,
+            attempts=attempts,
+            run_id=report.run_id,
+            run_url=run_url,
+            owners=spec.owners if spec else (),
+            tags=tuple(sorted(spec.tags)) if spec else (),
+            target=report.target,
+        )
+
+    alerts = [
+        alert(r.key, r.kind, r.message or "failed", r.attempts) for r in sorted(report.failed, key=lambda r: r.key)
+    ]
+    if report.interrupted:  # one alert for the run, not one per asset it did not reach
+        left = sorted(r.key for r in report.unfinished)
+        shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        error = f"the run was interrupted by {report.interrupted}; {len(left)} asset(s) did not finish: {shown}"
+        alerts.append(alert(f"run {report.run_id}", "run interrupted", error, 1))
+    for check in sorted(report.checks, key=lambda c: c.check.id):
+        if check.alerting:
+            error = check.message or f"{check.failures} failing rows"
+            severity = check.check.severity.value
+            alerts.append(alert(check.check.subject, f"check:{check.check.name} ({severity})", error, check.attempts))
+    return alerts
+
+
+def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Materialization], list[CheckRecord]]:
+    """The run-log rows for this run."""
+    materializations = []
+    for result in sorted(report.assets.values(), key=lambda r: r.key):
+        spec = _spec(graph, result.key)
+        materializations.append(
+            Materialization(
+                asset_key=result.key,
+                run_id=report.run_id,
+                status=result.status,
+                attempts=result.attempts,
+                started_at=result.started_at,
+                ended_at=result.ended_at,
+                rows=result.rows,
+                code_version=spec.code_version if spec else None,
+                kind=result.kind,
+                message=result.message[:2000],
+                target=report.target,
+            )
+        )
+    latest = {(c.check.subject, c.check.name): c for c in report.checks}  # one row per check, whatever happened
+    checks = [
+        CheckRecord(
+            asset_key=c.check.subject,
+            check_name=c.check.name,
+            run_id=report.run_id,
+            severity=c.check.severity.value,
+            status=c.status,
+            failures=c.failures,
+            message=c.message[:2000],
+        )
+        for c in latest.values()
+    ]
+    return materializations, checks

@@ -1,0 +1,1 @@
+"""Alerts: notifiers (webhook, Slack, PagerDuty), routing by owner or tag, delivery within a deadline."""

@@ -1,0 +1,380 @@
+"""The materialize flow: ingest the selected raw tables, build the selected dbt nodes, record everything.
+
+One Prefect flow run; every dlt table, dbt model, seed, snapshot and test of the selection is its own
+task run (mirrored from the work as it happens, see ``task_mirror``), wired by the asset graph's edges.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import deployment, flow_run
+from prefect.states import Completed, Failed
+
+from assets import AssetKey, AssetKind
+from assets.checks import blocked_by
+from orchestration import interrupts
+from orchestration.dbt import executor
+from orchestration.engine.checkpoints import Checkpoints
+from orchestration.engine.checks import RunChecks
+from orchestration.engine.plan import RunPlan, asset_graph, plan_run
+from orchestration.engine.progress import reporter
+from orchestration.engine.python_assets import load_python_assets, run_python_assets
+from orchestration.engine.report import (
+    AssetResult,
+    MaterializeInterrupted,
+    MaterializeReport,
+    alerts_for,
+    mark_unfinished,
+    records,
+)
+from orchestration.engine.stages import bad_assets, build_dbt
+from orchestration.engine.tasks import mirrored_tasks
+from orchestration.errors import user_errors
+from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
+from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
+from orchestration.project import Project
+from orchestration.warehouse.lock import target_lock
+from orchestration.warehouse.run_log import RunLog
+from orchestration.warehouse.targets import Target, resolve_target
+
+
+def load_source(
+    project: Project,
+    target: Target,
+    definition: Any,
+    tables: tuple[str, ...] | None = None,
+    *,
+    full_refresh: bool = False,
+) -> Any:
+    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult.
+    ``full_refresh`` reloads them from scratch (see ``ingestion.run_source``)."""
+    from ingestion import run_source
+
+    return run_source(
+        definition,
+        project.source_paths,
+        target.dlt_destination(),
+        target=target.name,
+        pipelines_dir=project.pipelines_dir,
+        tables=tables,
+        full_refresh=full_refresh,
+    )
+
+
+def regenerate_sources(project: Project, target: Target, *, strict: bool = False) -> list[tuple[str, bool]]:
+    """Rewrite the generated dbt sources from the dlt schemas; returns ``(file, changed)`` per source written.
+
+    A source never loaded on the target keeps its committed file, unless ``strict``: then its LookupError
+    (which says to run ``headwater ingest``) propagates.
+    """
+    if not project.is_headwater_dbt_project:
+        return []
+    from ingestion import SOURCES, stored_schema, write_sources_yml
+
+    written = []
+    for definition in SOURCES.values():
+        try:
+            schema = stored_schema(definition, target=target.name, pipelines_dir=project.pipelines_dir)
+        except LookupError:
+            if strict:
+                raise
+            continue
+        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
+        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        written.append((shown, changed))
+    return written
+
+
+def _ingest(
+    project: Project,
+    target: Target,
+    plan: RunPlan,
+    mirror: TaskRunMirror,
+    report: MaterializeReport,
+    checks: RunChecks,
+    checkpoints: Checkpoints | None = None,
+    full_refresh: bool = False,
+) -> None:
+    from ingestion import get_source
+
+    progress = reporter()
+    progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
+    for source_name, tables in plan.ingest.items():
+        definition = get_source(source_name)
+        keys = {table: AssetKey.of(definition.dataset, table) for table in tables}
+        ids = {table: plan.graph.specs[key].unique_id for table, key in keys.items()}
+        started = datetime.now(UTC)
+        for table in tables:
+            mirror.open(ids[table], started)
+        try:
+            load = load_source(project, target, definition, tables, full_refresh=full_refresh)
+        except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
+            interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
+            ended = datetime.now(UTC)
+            message = f"{type(exc).__name__}: {exc}"
+            for table in tables:
+                mirror.finish(ids[table], Outcome.FAILED, message, ended)
+                report.assets[str(keys[table])] = AssetResult(
+                    str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
+                )
+                progress.advance(str(keys[table]))
+            checks.load_failed(keys.values(), message)
+            continue
+        ended = datetime.now(UTC)
+        if load.recovered_packages:
+            get_run_logger().warning(
+                "%s: finished %d load package(s) an interrupted run left pending",
+                source_name,
+                load.recovered_packages,
+            )
+        report.ingested.append(load)
+        checks.quarantine(load, tables)
+        checks.reconcile(definition, tables)
+        for table in tables:
+            rows = load.rows.get(table, 0)
+            mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
+            status = "success" if rows else "unchanged"
+            report.assets[str(keys[table])] = AssetResult(
+                str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
+            )
+            if checkpoints:
+                checkpoints.success(keys[table], started, ended, rows)
+            progress.advance(str(keys[table]))
+    progress.done()
+
+
+@flow(name="headwater-materialize", validate_parameters=False)
+def materialize_flow(
+    selection: str | list[str] | None = None,
+    exclude: str | list[str] | None = None,
+    target: str | None = None,
+    project_dir: str | None = None,
+    dbt_project: str | None = None,
+    profiles_dir: str | None = None,
+    retries: int | None = None,
+    full_refresh: bool = False,
+    retry_delay: float | None = None,
+    vars: dict[str, Any] | str | None = None,
+    threads: int | None = None,
+    indirect_selection: str = "eager",
+):
+    """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
+
+    ``selection``/``exclude`` are dbt selection expressions (one, or several as a union); ``vars``,
+    ``full_refresh``, ``threads`` and ``indirect_selection`` mean what dbt's flags of those names mean (``vars``
+    as a mapping or YAML text). A deployment's run holds the target's global concurrency slot
+    (``headwater-target-<target>``, created by ``headwater deploy``) for its whole length, so runs of different
+    deployments on one target wait for each other.
+    """
+    project = Project.discover(
+        Path(project_dir) if project_dir else None,
+        dbt_project_dir=Path(dbt_project) if dbt_project else None,
+        profiles_dir=Path(profiles_dir) if profiles_dir else None,
+    )
+    resolved = resolve_target(project, target)
+    lock = nullcontext()
+    if deployment.get_id():
+        from prefect.concurrency.sync import concurrency
+
+        lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
+    try:
+        options = executor.DbtOptions(
+            vars=vars if isinstance(vars, dict) else executor.DbtOptions.parse_vars(vars),
+            full_refresh=full_refresh,
+            threads=threads,
+        )
+        with interrupts.interruptible(), lock, target_lock(project, resolved):  # one run per warehouse
+            return _materialize(
+                project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection
+            )
+    except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
+        failure = MaterializeInterrupted(None, exc)
+        return Failed(message=str(failure), data=failure)
+    except user_errors() as exc:
+        # the user's to fix (a bad file, a cycle, a busy or unreachable warehouse), not a crash: a Failed state with
+        # the message, no traceback in the log
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
+
+
+def target_lock_name(target: str) -> str:
+    """The global concurrency limit that serializes deployment runs on ``target``."""
+    return f"headwater-target-{target}"
+
+
+def _materialize(
+    project: Project,
+    resolved: Target,
+    selection: str | list[str] | None,
+    exclude: str | list[str] | None,
+    retries: int | None,
+    retry_delay: float | None,
+    options: executor.DbtOptions,
+    indirect: str,
+):
+    if project.is_headwater_dbt_project:
+        day = project.ensure_demo()  # the demo's inputs stand in for production sources
+        if day is not None:
+            get_run_logger().warning("demo inputs were missing: created them at %s (day %s)", project.data_dir, day)
+    progress = reporter()
+    progress.phase("prepare manifest", total=None)
+    interrupts.at("preparing the manifest")
+    manifest = executor.parse(project, resolved, options)
+    defaults = executor.project_defaults(project)
+    python_assets = load_python_assets(project.root)
+    python_specs = [a.spec for a in python_assets]
+    graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir)
+    plan = plan_run(graph, selection, exclude, indirect=indirect)
+    progress.done()
+
+    run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
+    shown_selection, shown_exclude = _joined(selection), _joined(exclude)
+    flags = {**options.recorded(), "indirect_selection": indirect, "retries": retries, "retry_delay": retry_delay}
+    report = MaterializeReport(
+        run_id=run_id,
+        target=resolved.name,
+        selection=shown_selection,
+        exclude=shown_exclude,
+        vars=dict(options.vars),
+        flags=flags,
+    )
+    run_log = RunLog.for_target(project, resolved)
+    run_log.start_run(
+        run_id, resolved.name, shown_selection, shown_exclude, datetime.now(UTC), vars=dict(options.vars), flags=flags
+    )
+    router: AlertRouter = load_router(alerts_file(project.root))
+    flow_run_id = flow_run.get_id()
+    mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan))
+    checks = RunChecks(project, resolved, graph, mirror)
+    checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
+    try:
+        if plan.ingest:
+            interrupts.at("ingest")
+            _ingest(project, resolved, plan, mirror, report, checks, checkpoints, options.full_refresh)
+            report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
+            if report.sources_regenerated:
+                manifest = executor.parse(project, resolved, options)
+                graph = asset_graph(
+                    manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir
+                )
+                plan = plan_run(graph, selection, exclude, indirect=indirect)
+                checks.graph = checkpoints.graph = graph
+        # raw tables are checked right after they land: freshness of every source the run reads, GX suites
+        interrupts.at("the checks of the raw tables")
+        checks.freshness(plan.freshness_keys)
+        checks.suites(k for k in plan.selected if _landed(report, k))
+        interrupts.at("dbt build")
+        build_dbt(
+            project,
+            resolved,
+            plan,
+            mirror,
+            report,
+            checks,
+            retries=retries,
+            retry_delay=retry_delay,
+            options=options,
+            checkpoints=checkpoints,
+        )
+        checks.not_run(plan.selected, "not run: its asset was not materialized in this run")
+        report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
+        for key, reason in blocked_by(plan.graph, report.checks, bad_assets(report)).items():
+            report.blocked.setdefault(str(key), reason)
+        interrupts.at("the Python assets")
+        run_python_assets(plan, python_assets, mirror, report, resolved)
+    except interrupts.Interrupted as exc:
+        report.interrupted = f"{exc.name} during {interrupts.phase()}"
+        report.exit_code = exc.exit_code
+    finally:
+        interrupts.at("recording the run")
+        if report.interrupted:
+            mark_unfinished(plan, report, mirror, f"not finished: the run was interrupted by {report.interrupted}")
+        checks.close(build_docs=not report.interrupted)
+        report.data_docs = str(checks.data_docs) if checks.data_docs else None
+        report.alert_errors.extend(checks.errors)
+        mirror.close()
+        checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
+        report.mirror_errors = [*mirror.errors, *checkpoints.errors]
+        report.notes.extend(checks.notes)
+        report.task_runs = len(mirror.summary())
+        report.flow_run_id = str(flow_run_id) if flow_run_id else None
+        router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))  # ends at its deadline
+        report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
+        report.disabled_notifiers = router.disabled
+        materializations, checks = records(plan.graph, report)
+        status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
+        try:
+            counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
+        except Exception as exc:  # counting is for readers; the run's record must be written whatever happens here
+            counted = {}
+            report.notes.append(f"rows not counted for the catalog: {type(exc).__name__}: {exc}")
+        try:
+            run_log.finish_run(
+                run_id, status, datetime.now(UTC), materializations, checks, attempts=3, table_rows=counted
+            )
+        except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
+            report.mirror_errors.append(
+                f"run log: the run's record could not be written ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0][:200]}); it stays 'running' there, so `headwater retry` "
+                "treats the run as unfinished and re-runs what it did not checkpoint"
+            )
+    if report.interrupted:
+        stopped = MaterializeInterrupted(report, interrupts.received() or interrupts.Interrupted(2))
+        return Failed(message=str(stopped), data=stopped)
+    if report.ok:
+        return Completed(message="materialized", data=report)
+    failure = MaterializeFailed(report)
+    return Failed(message=str(failure), data=failure)
+
+
+class MaterializeFailed(Exception):
+    """A run in which assets failed or blocking checks failed; ``report`` says which (a Failed state's data
+    must be an exception for Prefect to resolve it, in a deployment's run as much as in the CLI)."""
+
+    def __init__(self, report: MaterializeReport) -> None:
+        self.report = report
+        failed = sorted(r.key for r in report.failed)
+        blocking = sorted(c.check.id for c in report.failed_checks)
+        parts = [f"{len(failed)} failed: {', '.join(failed[:5])}"] if failed else []
+        if blocking:
+            parts.append(f"{len(blocking)} check(s) failed: {', '.join(blocking[:5])}")
+        if report.skipped:
+            parts.append(f"{len(report.skipped)} asset(s) skipped")
+        super().__init__("; ".join(parts) or "the run failed")
+
+    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+        return (MaterializeFailed, (self.report,))
+
+
+def _table_rows(target: Target, graph: Any) -> dict[str, int]:
+    """On DuckDB, the rows every table holds now, while this run still has the file: readers (the catalog) show these
+    instead of opening a file a run may need to write. Elsewhere readers count live (no such lock)."""
+    if target.type != "duckdb":
+        return {}
+    from orchestration.web.catalog import count_rows
+
+    return count_rows(target, [str(k) for k in graph.toposorted() if graph.specs[k].builds])
+
+
+def _joined(expression: str | list[str] | None) -> str | None:
+    """A selection as one expression (several ``--select`` values are a union: joined by spaces)."""
+    if expression is None or isinstance(expression, str):
+        return expression or None
+    return " ".join(e for e in expression if e) or None
+
+
+def _landed(report: MaterializeReport, key: AssetKey) -> bool:
+    result = report.assets.get(str(key))
+    return result is not None and result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")
+
+
+def _run_url(flow_run_id: Any) -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else None

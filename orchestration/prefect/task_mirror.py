@@ -1,0 +1,156 @@
+"""Recording work that runs outside Prefect's task engine (dbt nodes, dlt tables) as Prefect task runs.
+
+Prefect 3 records task runs from the events its task engine emits (``prefect.task-run.<State>``); this
+module emits the same events for each asset, from **one** background thread. Callers only enqueue
+(``open``/``finish`` are a queue put), so dbt's threads never wait on Prefect, and Prefect's settings are
+built once for that thread instead of once per node thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from prefect.client.schemas.objects import TaskRun, TaskRunPolicy, TaskRunResult
+from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending, Retrying, Running, State
+from prefect.utilities.engine import emit_task_run_state_change_event
+
+from orchestration.engine.outcomes import MirroredTask, Outcome
+
+__all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
+
+logger = logging.getLogger(__name__)
+
+
+class TaskRunMirror:
+    """Task runs for planned nodes, created lazily and updated from one thread.
+
+    Task run ids are assigned up front so that a node's upstream edges (``wait_for``) can point at task
+    runs that have not started yet.
+    """
+
+    def __init__(self, flow_run_id: uuid.UUID | None, tasks: Iterable[MirroredTask]) -> None:
+        self.flow_run_id = flow_run_id
+        self.tasks: dict[str, MirroredTask] = {t.node_id: t for t in tasks}
+        self.ids: dict[str, uuid.UUID] = {node: uuid.uuid4() for node in sorted(self.tasks)}
+        self._runs: dict[str, TaskRun] = {}
+        self._last_event: dict[str, object] = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=self._context.run, args=(self._loop,), name="headwater-mirror", daemon=True
+        )
+        self._thread.start()
+        self.errors: list[str] = []
+
+    # -- producer side: called from dbt's threads, must stay cheap ------------------------------------
+    def open(self, node_id: str, at: datetime | None = None) -> None:
+        """The node started (an attempt begins)."""
+        self._queue.put(("open", node_id, at or datetime.now(UTC), "", None))
+
+    def finish(self, node_id: str, outcome: str, message: str = "", at: datetime | None = None) -> None:
+        """The node's attempt ended with ``outcome`` (an :class:`Outcome` value)."""
+        self._queue.put(("finish", node_id, at or datetime.now(UTC), message, outcome))
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush the queue and stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # -- consumer side: the mirror thread --------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, node_id, at, message, outcome = item
+            try:
+                if kind == "open":
+                    self._on_open(node_id, at)
+                else:
+                    self._on_finish(node_id, at, outcome, message)
+            except Exception as exc:  # recording must never break the run; the failure is reported at the end
+                self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
+                logger.warning("could not record task run for %s: %s", node_id, exc)
+
+    def _task_run(self, node_id: str, at: datetime, *, announce: bool = True) -> TaskRun:
+        """The node's task run, created on first use; ``announce`` emits its Pending state (skipped when the
+        very next event is Running, which creates the record just as well with one event fewer)."""
+        run = self._runs.get(node_id)
+        if run is not None:
+            return run
+        spec = self.tasks.get(node_id) or MirroredTask(node_id=node_id, name=node_id)  # a node dbt added itself
+        self.ids.setdefault(node_id, uuid.uuid4())
+        pending = Pending(timestamp=at)
+        run = TaskRun(
+            id=self.ids[node_id],
+            name=spec.name,
+            flow_run_id=self.flow_run_id,
+            task_key=f"headwater::{node_id}",
+            dynamic_key="0",
+            empirical_policy=TaskRunPolicy(retries=spec.retries),
+            tags=list(spec.tags),
+            task_inputs={"wait_for": [TaskRunResult(id=self.ids[u]) for u in spec.upstream if u in self.ids]},
+            expected_start_time=at,
+            state=pending,
+            state_id=pending.id,
+            state_type=pending.type,
+            state_name=pending.name,
+            run_count=0,
+        )
+        self._runs[node_id] = run
+        if announce:
+            self._emit(node_id, None, pending)
+        else:
+            run.state = None  # the first emitted event has no initial state
+        return run
+
+    def _emit(self, node_id: str, previous: State | None, state: State) -> None:
+        run = self._runs[node_id]
+        state.state_details.task_run_id = run.id
+        state.state_details.flow_run_id = self.flow_run_id
+        if previous is not None and state.timestamp <= previous.timestamp:
+            state.timestamp = previous.timestamp + timedelta(microseconds=1)
+        run.state, run.state_id, run.state_type, run.state_name = state, state.id, state.type, state.name
+        self._last_event[node_id] = emit_task_run_state_change_event(
+            task_run=run, initial_state=previous, validated_state=state, follows=self._last_event.get(node_id)
+        )
+
+    def _on_open(self, node_id: str, at: datetime) -> None:
+        run = self._task_run(node_id, at, announce=False)
+        previous = run.state
+        state = Retrying(timestamp=at) if run.run_count > 0 else Running(timestamp=at)
+        run.run_count += 1
+        if run.start_time is None:
+            run.start_time = at
+        run.end_time = None
+        self._emit(node_id, previous, state)
+
+    def _on_finish(self, node_id: str, at: datetime, outcome: str, message: str) -> None:
+        run = self._task_run(node_id, at)
+        previous = run.state
+        if previous is not None and previous.is_running():
+            run.total_run_time += at - previous.timestamp
+        if outcome == Outcome.SUCCESS:
+            state = Completed(timestamp=at, message=message or None)
+        elif outcome == Outcome.AWAITING_RETRY:
+            state = AwaitingRetry(scheduled_time=at, message=message or None)
+            state.timestamp = at
+        elif outcome == Outcome.SKIPPED:
+            state = Cancelled(timestamp=at, name="Skipped", message=message or "an upstream asset failed")
+        elif outcome == Outcome.INTERRUPTED:
+            state = Cancelled(timestamp=at, name="Interrupted", message=message or "the run was interrupted")
+        else:
+            state = Failed(timestamp=at, message=message or None)
+        if state.is_final():
+            run.end_time = at
+        self._emit(node_id, previous, state)
+
+    def summary(self) -> Mapping[str, int]:
+        """Attempts per node as recorded (for the run report)."""
+        return {node: run.run_count for node, run in self._runs.items()}

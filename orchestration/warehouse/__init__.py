@@ -1,0 +1,1 @@
+"""Where runs write: targets rendered from dbt profiles, the per-target lock, the run log."""
