@@ -9,6 +9,8 @@ import pytest
 from assets import AssetGraph, AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
 from assets.checks import CheckOutcome, blocked_by, freshness_outcome, gate_stages, period
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 K = AssetKey.parse
 
 

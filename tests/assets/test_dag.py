@@ -4,6 +4,8 @@ import pytest
 
 from assets.dag import DAG, CycleError
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 def test_toposort_is_deterministic_and_respects_edges() -> None:
     dag = DAG({"c": ["a", "b"], "b": ["a"], "d": [], "a": []})

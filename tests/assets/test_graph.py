@@ -6,6 +6,8 @@ from assets import AssetKey, AssetKind, AssetSpec, CycleError, DuplicateAssetErr
 from assets.dbt_manifest import load_manifest, specs_from_manifest
 from ingestion import SOURCES, ingestion_specs
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 def test_demo_graph_has_every_kind_and_one_node_per_raw_table(manifest: dict) -> None:
     graph = build_asset_graph(manifest=manifest, ingestion=ingestion_specs())

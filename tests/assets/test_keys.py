@@ -4,6 +4,8 @@ import pytest
 
 from assets import AssetKey
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 def test_parse_and_render() -> None:
     key = AssetKey.parse("marts.orders")

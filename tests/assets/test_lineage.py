@@ -6,6 +6,8 @@ import pytest
 
 from assets.lineage import ColumnRef, LineageError, Relation, build_column_lineage, relations_from_manifest
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 RAW_ORDERS = Relation("raw.orders", '"wh"."raw"."orders"', ("id", "customer_id", "status", "amount"))
 RAW_CUSTOMERS = Relation("raw.customers", '"wh"."raw"."customers"', ("id", "name", "country"))
 STG_ORDERS = Relation(

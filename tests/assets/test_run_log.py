@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from assets import AssetKey, AssetKind, AssetSpec, build_asset_graph
 from assets.run_log import Materialization, stale_reasons
+
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 
 T0 = datetime(2026, 1, 1, 12, 0)
 

@@ -5,6 +5,8 @@ import pytest
 from assets import SelectionError, build_asset_graph, select
 from ingestion import ingestion_specs
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 @pytest.fixture(scope="module")
 def graph(manifest: dict):

@@ -13,6 +13,8 @@ import yaml
 from orchestration.prefect.deploy import load_deployments
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 CODE_DIRS = ("assets", "ingestion", "orchestration", "quality")
 ENV_NAME = re.compile(r"\bHEADWATER_[A-Z0-9_]+\b")
 

@@ -9,6 +9,8 @@ import pytest
 
 from ingestion.contracts import ORIGIN_COLUMN, ColumnRule, TableContract, quarantine_rows, resource_names, split
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 CONTRACT = TableContract(
     table="ad_spend",
     columns=(

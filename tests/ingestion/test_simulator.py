@@ -8,6 +8,8 @@ import pytest
 from ingestion.marketing.simulator import write_spend
 from ingestion.shop.simulator import TABLES, advance_shop, create_shop, read_state
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 def dump(db: Path) -> dict[str, list[tuple]]:
     with sqlite3.connect(db) as con:

@@ -8,6 +8,8 @@ import pytest
 
 from orchestration.notify.alerts import Alert, AlertConfigError, load_router
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 ALERT = Alert(
     asset_key="marts.orders",
     kind="dbt_model",

@@ -6,10 +6,14 @@ rule that matters is checked alone: a retry round never rebuilds a node that a f
 
 from __future__ import annotations
 
+import pytest
+
 from assets import build_asset_graph
 from orchestration.dbt import executor
 from orchestration.dbt.executor import BuildResult, NodeResult
 from orchestration.engine.dbt_segment import DbtNodePolicy, DbtSegment
+
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 
 
 def _node(kind: str, name: str, deps: list[str], **extra) -> dict:

@@ -8,6 +8,8 @@ from orchestration.project import Project
 from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError, resolve_target
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:

@@ -10,6 +10,8 @@ from assets import AssetKey, Severity
 from quality.suites import SuiteError, load_suites
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
 KNOWN = [AssetKey.parse(k) for k in ("raw_shop.payments", "raw_shop.orders", "marts.orders")]
 
 
