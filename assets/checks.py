@@ -67,7 +67,7 @@ def blocked_by(
         assets = [a for a in check.assets if a in graph]
         if not outcome.blocking or not assets:
             continue
-        if check.kind == "unit_test" and check.asset_key in graph:
+        if check.kind == "unit_test" and check.asset_key is not None and check.asset_key in graph:
             gated = {check.asset_key}
         else:
             common = set.intersection(*(graph.downstream([a]) for a in assets))

@@ -165,7 +165,7 @@ def build_column_lineage(relations: Iterable[Relation], dialect: str) -> ColumnL
             level = level.setdefault(part, {})
         level[table.name] = {column: "UNKNOWN" for column in columns}
 
-    parsed: dict[str, exp.Expression] = {}
+    parsed: dict[str, exp.Expr] = {}
     edges: dict[str, set[str]] = {}
     models = {r.key: r for r in relations if r.sql}
     for relation in relations:
@@ -197,7 +197,7 @@ def build_column_lineage(relations: Iterable[Relation], dialect: str) -> ColumnL
                 validate_qualify_columns=False,
                 identify=False,
             )
-            outputs = list(qualified.named_selects)
+            outputs = list(qualified.named_selects) if isinstance(qualified, exp.Query) else []
             nodes = lineage(None, qualified, dialect=dialect, copy=False) if outputs else {}
         except (SqlglotError, KeyError, ValueError) as exc:
             result.problems[key] = f"sqlglot cannot resolve its columns: {_first_line(exc)}"

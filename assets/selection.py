@@ -230,7 +230,9 @@ def _methods(graph: AssetGraph) -> dict[str, Matcher]:
     return {
         "fqn": _fqn,
         "tag": lambda n, v: n.tags is not None and any(fnmatch(t, v) for t in n.tags),
-        "group": lambda n, v: n.resource_type in _PARSED_NODES | {"metric"} and bool(n.group) and fnmatch(n.group, v),
+        "group": lambda n, v: (
+            n.resource_type in _PARSED_NODES | {"metric"} and fnmatch(n.group or "", v) and bool(n.group)
+        ),
         "access": lambda n, v: n.resource_type == "model" and n.access == v,
         "source": _source,
         "path": _path,
@@ -314,7 +316,7 @@ def _criterion(graph: AssetGraph, text: str, indirect: str) -> tuple[set[str], s
 
 def _expand(graph: AssetGraph, selected: set[str], indirect: str) -> tuple[set[str], set[str]]:
     """dbt's ``expand_selection``: tests (and unit tests) whose parents are selected."""
-    direct, pending = set(selected), set()
+    direct, pending = set(selected), set[str]()
     dag = graph.node_dag
     parents: set[str] | None = None
     for uid in {c for s in selected for c in dag.children(s)}:

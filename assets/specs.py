@@ -136,6 +136,13 @@ class CheckSpec:
         return str(self.asset_key) if self.asset_key is not None else (self.package or "project")
 
     @property
+    def owned_key(self) -> AssetKey:
+        """The asset the check is on, for checks that always have one (GX, quarantine, freshness, reconcile)."""
+        if self.asset_key is None:
+            raise ValueError(f"check {self.id} is on no asset (a test that queries tables directly)")
+        return self.asset_key
+
+    @property
     def assets(self) -> tuple[AssetKey, ...]:
         """Every asset the check reads: its own and the ``extra_assets`` (none for a test on no asset)."""
         return ((self.asset_key,) if self.asset_key is not None else ()) + self.extra_assets

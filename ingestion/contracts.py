@@ -18,6 +18,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
 QUARANTINE_TABLE = "_headwater_quarantine"
@@ -36,7 +37,7 @@ _PATTERNS = {
     "date": r"^\d{4}-\d{2}-\d{2}$",
     "timestamp": r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$",
 }
-_QUARANTINE_COLUMNS = {
+_QUARANTINE_COLUMNS: dict[str, TColumnSchema] = {
     "source": {"data_type": "text", "nullable": False},
     "table_name": {"data_type": "text", "nullable": False},
     "reason": {"data_type": "text", "nullable": False},

@@ -32,7 +32,7 @@ def sources_document(definition: SourceDefinition, schema: Schema, kept: list[di
     """
     in_schema = {t["name"] for t in schema.data_tables()}
     tables = [t for t in kept or () if t.get("name") in definition.tables and t.get("name") not in in_schema]
-    for table_name in sorted(t["name"] for t in schema.data_tables() if t["name"] != QUARANTINE_TABLE):
+    for table_name in sorted(str(t["name"]) for t in schema.data_tables() if t["name"] != QUARANTINE_TABLE):
         key = f"{definition.dataset}.{table_name}"
         docs = TABLE_DOCS.get(key, {})
         table_columns = schema.get_table_columns(table_name)

@@ -178,10 +178,11 @@ def _rows_of_loads(pipeline: dlt.Pipeline, load_ids: Sequence[str]) -> dict[str,
             if table == QUARANTINE_TABLE or "_dlt_load_id" not in pipeline.default_schema.get_table_columns(table):
                 continue  # rows without a load id (not written by Headwater's run_source) cannot be counted
             name = client.make_qualified_table_name(table)
-            count = client.execute_sql(  # dlt's own quoting of a schema table name; load ids are bound
+            found = client.execute_sql(  # dlt's own quoting of a schema table name; load ids are bound
                 f"select count(*) from {name} where _dlt_load_id in ({placeholders})",  # noqa: S608
                 *load_ids,
-            )[0][0]
+            )
+            count = found[0][0] if found else 0
             if count:
                 rows[table] = int(count)
     return rows

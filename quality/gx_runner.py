@@ -5,8 +5,8 @@ Python. GX 1.x does not support DuckDB through SQLAlchemy: with duckdb_engine ev
 with "list index out of range", because GX hands each metric its own pooled connection. GX already keeps
 one persisted connection for SQLite and SQL Server (its private ``_PERSISTED_CONNECTION_DIALECTS``);
 :func:`enable_duckdb` adds DuckDB to that tuple, after which the same suites run in DuckDB, pushed down
-like anywhere else. Because that touches a private name, GX is pinned exactly (``GX_VERSION``) and
-``tests/quality/test_gx_runner.py`` fails when either the pin or the name changes.
+like anywhere else. That private name (and closing the persisted connection) lives in ``quality/_compat.py``;
+GX is pinned exactly (``GX_VERSION``) and ``tests/test_compat.py`` fails when either the pin or a name changes.
 
 Importing ``great_expectations`` costs seconds (20-45 s on a cold machine): this module imports it only
 inside functions, and only runs that have suites to run call them.
@@ -26,42 +26,10 @@ from typing import Any
 
 from assets import Severity
 from assets.checks import CheckOutcome
+from quality._compat import GX_VERSION, GxVersionError, close_persisted_connection, enable_duckdb
 from quality.suites import Suite
 
-GX_VERSION = "1.24.1"
-"""The exact GX version the DuckDB patch was verified on (pyproject pins the same)."""
-
-
-class GxVersionError(RuntimeError):
-    """The installed GX is not the version the DuckDB patch was verified on."""
-
-
-class _Dialect(str):
-    """A dialect name GX's persisted-connection check accepts: compares as a string, has ``.value``."""
-
-    @property
-    def value(self) -> str:
-        return str(self)
-
-
-def enable_duckdb() -> None:
-    """Let GX's SQLAlchemy engine run on DuckDB by keeping one persisted connection (idempotent).
-
-    Raises:
-        GxVersionError: GX is not ``GX_VERSION``; re-verify the patch before changing the pin.
-    """
-    import great_expectations as gx
-    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
-
-    if gx.__version__ != GX_VERSION:
-        raise GxVersionError(
-            f"great_expectations {gx.__version__} is installed, but Headwater's DuckDB support was verified on "
-            f"{GX_VERSION}; pin great-expectations=={GX_VERSION} or re-run tests/quality/test_gx_runner.py "
-            "and update quality/gx_runner.GX_VERSION"
-        )
-    dialects = engine._PERSISTED_CONNECTION_DIALECTS
-    if not any(d == "duckdb" for d in dialects):
-        engine._PERSISTED_CONNECTION_DIALECTS = (*dialects, _Dialect("duckdb"))
+__all__ = ["GX_VERSION", "GxVersionError", "SuiteRunner", "Warehouse", "enable_duckdb"]
 
 
 @dataclass(frozen=True)
@@ -176,14 +144,7 @@ class SuiteRunner:
     def close(self) -> None:
         """Close GX's persisted warehouse connections (DuckDB allows one writer; dbt needs it next)."""
         for datasource in self.context.data_sources.all().values():
-            execution_engine = getattr(datasource, "_execution_engine", None)
-            if execution_engine is not None:
-                if execution_engine._connection is not None:
-                    execution_engine._connection.close()
-                    execution_engine._connection = None
-                execution_engine.engine.dispose()
-            if getattr(datasource, "_engine", None) is not None:
-                datasource._engine.dispose()
+            close_persisted_connection(datasource)
 
 
 KEEP_VALIDATIONS = 20
@@ -212,9 +173,9 @@ def tidy_store(gx_dir: Path, keep: int = KEEP_VALIDATIONS) -> list[str]:
         for paths in by_suite.values():
             for path in sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
                 path.unlink(missing_ok=True)
-        for folder in sorted((p for p in validations.rglob("*") if p.is_dir()), reverse=True):
-            if not any(folder.iterdir()):
-                folder.rmdir()
+        for subfolder in sorted((p for p in validations.rglob("*") if p.is_dir()), reverse=True):
+            if not any(subfolder.iterdir()):
+                subfolder.rmdir()
     return removed
 
 

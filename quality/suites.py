@@ -43,7 +43,7 @@ class Suite:
     @property
     def columns(self) -> tuple[str, ...]:
         """The columns the suite reads (what a fetch must include)."""
-        found = set()
+        found: set[str] = set()
         for check in self.checks:
             kwargs = check.config["kwargs"]
             found.update(c for c in [kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")] if c)

@@ -224,7 +224,9 @@ def _new_orders(conn: sqlite3.Connection, state: ShopState) -> None:
     item_counts = rng.integers(1, 5, size=n)
     dirty = rng.random(n)
     pays_now = rng.random(n) < 0.9  # the rest pay late: a late-arriving payment on a later day
-    orders, items, payments = [], [], []
+    orders: list[tuple] = []
+    items: list[tuple] = []
+    payments: list[tuple] = []
     for i in range(n):
         oid = order_id + i
         status = "placed"
@@ -245,9 +247,10 @@ def _new_orders(conn: sqlite3.Connection, state: ShopState) -> None:
             total += quantity * price
         if pays_now[i]:
             method = PAYMENT_METHODS[int(rng.integers(0, len(PAYMENT_METHODS)))]
-            amount = round(total, 2)
+            total_rounded = round(total, 2)
+            amount: float | None = total_rounded
             if dirty[i] > 0.997:
-                amount = -amount  # deliberately dirty: a refund booked as a negative payment
+                amount = -total_rounded  # deliberately dirty: a refund booked as a negative payment
             elif dirty[i] > 0.9955:
                 amount = None  # deliberately dirty: a legacy client recorded the payment without its amount
             payments.append((payment_id, oid, method, amount, "succeeded", times[i], times[i]))

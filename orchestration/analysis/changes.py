@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
@@ -113,16 +113,16 @@ def _queries(
             node.set("this", exp.to_identifier(name))
         return node
 
-    result = {}
+    result: dict[str, tuple[exp.Query | None, dict[str, Any], str]] = {}
     for unique_id, node in (manifest.get("nodes") or {}).items():
         if node.get("resource_type") not in ("model", "snapshot") or unique_id not in keys:
             continue
         config = {k: (node.get("config") or {}).get(k) for k in _CONFIG_KEYS}
-        query = None
+        query: exp.Query | None = None
         if node.get("compiled_code"):
             try:
                 parsed = sqlglot.parse_one(node["compiled_code"], dialect=dialect)
-                query = parsed.transform(as_key) if isinstance(parsed, exp.Query) else None
+                query = cast(exp.Query, parsed.transform(as_key)) if isinstance(parsed, exp.Query) else None
             except sqlglot.errors.SqlglotError:
                 query = None
         result[keys[unique_id]] = (query, config, unique_id)
@@ -131,16 +131,9 @@ def _queries(
 
 def _categorise(key: str, new: exp.Query, old: exp.Query, dialect: str) -> tuple[str, str]:
     """SQLMesh's categorisation of one directly modified model."""
-    from sqlmesh.core.config import CategorizerConfig
-    from sqlmesh.core.model import create_sql_model
-    from sqlmesh.core.snapshot import Snapshot, SnapshotChangeCategory
-    from sqlmesh.core.snapshot.categorizer import categorize_change
+    from orchestration.analysis._compat import only_projections_added
 
-    def snapshot(query: exp.Query) -> Snapshot:
-        return Snapshot.from_node(create_sql_model(key, query.copy(), dialect=dialect), nodes={})
-
-    category = categorize_change(snapshot(new), snapshot(old), CategorizerConfig())
-    if category == SnapshotChangeCategory.NON_BREAKING:
+    if only_projections_added(key, new, old, dialect):
         return NON_BREAKING, "SQLMesh: only projections added; existing columns and rows unchanged"
     return (
         BREAKING,

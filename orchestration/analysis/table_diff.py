@@ -159,8 +159,8 @@ def diff_tables(
         DiffError: a side cannot be read, or ``key`` is not a column of both.
     """
     import duckdb
-    from sqlmesh.core.engine_adapter import create_engine_adapter
-    from sqlmesh.core.table_diff import TableDiff
+
+    from orchestration.analysis._compat import row_diff as sqlmesh_row_diff
 
     s_rows, s_types = read_side(source)
     t_rows, t_types = read_side(target)
@@ -186,11 +186,9 @@ def diff_tables(
             casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in _comparable(native).items())
             scratch.execute(f"create table main.{name} as select {casts} from {name}_arrow")  # noqa: S608
             scratch.unregister(f"{name}_arrow")
-        adapter = create_engine_adapter(lambda: scratch, "duckdb")
-        differ = TableDiff(
-            adapter, "main.source", "main.target", on=list(key), skip_columns=list(skip_columns), limit=sample
+        row_diff = sqlmesh_row_diff(
+            scratch, "main.source", "main.target", on=list(key), skip_columns=list(skip_columns), limit=sample
         )
-        row_diff = differ.row_diff(temp_schema="scratch")
     finally:
         scratch.close()
     changed = row_diff.partial_match_count

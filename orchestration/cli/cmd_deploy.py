@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -114,5 +114,5 @@ def secret(
     if not value:
         raise _fail(f"no value given for {variable}; nothing stored")
     name = secret_block_name(variable)
-    Secret(value=value).save(name, overwrite=True)
+    Secret(value=cast(Any, value)).save(name, overwrite=True)  # pydantic coerces the str to a SecretStr
     console.print(f"stored Secret block {name!r}; runs without {variable} in their environment read it from there")

@@ -210,6 +210,6 @@ def _release() -> None:
         gc.collect()
     except ImportError:
         pass
-    import multiprocessing.util
+    from orchestration.cli._compat import run_multiprocessing_exit_hooks
 
-    multiprocessing.util._exit_function()
+    run_multiprocessing_exit_hooks()

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -14,7 +22,7 @@ class RichReporter:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task_id: int | None = None
+        self.task_id: TaskID | None = None
 
     @classmethod
     def progress_bar(cls) -> Progress:

@@ -248,7 +248,7 @@ def _selection_state(folder: Path, nodes: Iterable[str]) -> None:
     """
     from dbt.artifacts.schemas.run import RunResultsArtifact
 
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "unique_id": unique_id,
             "status": "success",
@@ -380,13 +380,9 @@ def release_duckdb() -> None:
     that run between dbt invocations (GX through duckdb_engine, freshness) connect with their own; dbt-duckdb
     reopens the file on its next invocation.
     """
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from orchestration.dbt._compat import close_duckdb_environment
 
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager._ENV = None
-    if env is not None:
-        env.close()
+    close_duckdb_environment()
 
 
 def project_defaults(project: Project) -> dict[str, Any]:

@@ -64,9 +64,9 @@ class RunChecks:
         keys = [AssetKey.of(load.dataset, t) for t in tables]
         for check in self._checks(keys, "quarantine"):
             self.mirror.open(check.unique_id)
-            rejected = load.quarantined.get(check.asset_key.name, 0)
+            rejected = load.quarantined.get(check.owned_key.name, 0)
             if rejected:
-                reasons = "; ".join(load.quarantine_reasons.get(check.asset_key.name, []))
+                reasons = "; ".join(load.quarantine_reasons.get(check.owned_key.name, []))
                 status = "warn" if check.severity.value == "warn" else "fail"
                 message = f"{rejected} rows quarantined in {load.dataset}._headwater_quarantine: {reasons}"
                 self._record(CheckOutcome(check, status, rejected, message))
@@ -96,19 +96,19 @@ class RunChecks:
             with engine.connect() as conn:
                 for check in checks:
                     self.mirror.open(check.unique_id)
-                    table = check.asset_key.name
+                    table = check.owned_key.name
                     try:
                         source = reader.cursors(table)
-                        warehouse = self._warehouse_cursors(conn, check.asset_key, reader)
+                        warehouse = self._warehouse_cursors(conn, check.owned_key, reader)
                         held = self._quarantined(conn, definition.dataset, table)
                         keys = sample_keys(source, warehouse)
                         found = reconcile(
                             table, source, warehouse, held, reader.rows(table, keys),
-                            self._warehouse_rows(conn, check.asset_key, reader.key, keys),
+                            self._warehouse_rows(conn, check.owned_key, reader.key, keys),
                         )  # fmt: skip
                     except (sa.exc.DBAPIError, OSError, ValueError) as exc:
                         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-                        self._record(CheckOutcome(check, "error", None, f"cannot compare {check.asset_key}: {first}"))
+                        self._record(CheckOutcome(check, "error", None, f"cannot compare {check.owned_key}: {first}"))
                         continue
                     status = "warn" if found.total else "pass"
                     self._record(CheckOutcome(check, status, found.total, found.message(definition.name)))
@@ -164,14 +164,14 @@ class RunChecks:
             with engine.connect() as conn:
                 for check in checks:
                     self.mirror.open(check.unique_id)
-                    schema, table = check.asset_key.parts[0], check.asset_key.parts[-1]
+                    schema, table = check.owned_key.parts[0], check.owned_key.parts[-1]
                     # the relation comes from the graph, the expression from the dbt project's own source config
                     sql = f'select max({check.config["loaded_at_field"]}) from "{schema}"."{table}"'  # noqa: S608
                     try:
                         loaded_at = conn.execute(sa.text(sql)).scalar()
                     except sa.exc.DBAPIError as exc:
                         conn.rollback()
-                        message = f"{check.path}: cannot read {check.asset_key}: {str(exc.orig).splitlines()[0]}"
+                        message = f"{check.path}: cannot read {check.owned_key}: {str(exc.orig).splitlines()[0]}"
                         self._record(CheckOutcome(check, "error", None, message))
                         continue
                     self._record(freshness_outcome(check, _aware(loaded_at), now or datetime.now(UTC)))
@@ -183,7 +183,7 @@ class RunChecks:
         """Run the GX suite of every key that has one, in the warehouse."""
         by_key: dict[AssetKey, list[CheckSpec]] = {}
         for check in self._checks(keys, "gx"):
-            by_key.setdefault(check.asset_key, []).append(check)
+            by_key.setdefault(check.owned_key, []).append(check)
         if not by_key:
             return
         from quality.gx_runner import GxVersionError

@@ -90,7 +90,7 @@ class RunPlan:
                 owners = [stage_of[a] for a in checks[uid].assets if a in stage_of]
             else:  # a saved query or exposure waits for everything it reads
                 key = by_id.get(uid)
-                reads = {key} | graph.upstream([key]) if key in graph.specs else set()
+                reads = {key} | graph.upstream([key]) if key is not None and key in graph.specs else set()
                 owners = [stage_of[k] for k in reads if k in stage_of]
             stages[max(owners, default=0)].append(uid)
         return [stages[i] for i in sorted(stages)]

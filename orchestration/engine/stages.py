@@ -8,7 +8,7 @@ invocation (``assets.checks.blocked_by``). Every node dbt reports is recorded: a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +176,9 @@ def _not_built(plan: RunPlan, report: MaterializeReport, mirror: TaskRecorder, m
         )
 
 
-def _node_done(uid: str, status: str, progress: Any, checkpoints: Checkpoints | None, by_id: dict, segment) -> None:
+def _node_done(
+    uid: str, status: str, progress: Any, checkpoints: Checkpoints | None, by_id: Mapping[str, AssetKey], segment: Any
+) -> None:
     progress.advance(uid.split(".", 2)[-1])
     key = by_id.get(uid)
     if checkpoints and key is not None and status == "success":

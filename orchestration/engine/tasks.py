@@ -33,7 +33,7 @@ def mirrored_tasks(plan: RunPlan) -> list[MirroredTask]:
         upstream = tuple(sorted(d for d in (node.depends_on if node else ()) if d in planned))
         if uid in checks:
             check = checks[uid]
-            tags = ("check", f"check:{check.kind}", f"severity:{check.severity.value}")
+            tags: tuple[str, ...] = ("check", f"check:{check.kind}", f"severity:{check.severity.value}")
             tasks.append(MirroredTask(uid, check.id, tags, check.policy.retries, upstream))
             continue
         spec = graph.specs[by_id[uid]]

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from orchestration.errors import read_yaml
 from orchestration.notify.alerts import Notifier, load_router
@@ -168,7 +168,8 @@ def register(
             )
         # flow.deploy() first lists the pool's online workers, a request Prefect 3.8's server rejects (422: its
         # client sends limit=None); to_deployment().apply() registers the same deployment without that call.
-        deployment = flow.to_deployment(
+        # Prefect's sync-or-async methods are typed as possibly coroutines; called from sync code they return values
+        deployment: Any = cast(Any, flow).to_deployment(
             name=spec.name,
             work_pool_name=work_pool or spec.work_pool,
             cron=spec.cron,
@@ -192,15 +193,15 @@ def _register_automation(deployment_ids: Sequence[str], notifiers: Sequence[Noti
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    actions = []
+    actions: list[Any] = []
     for notifier in notifiers:
-        block = CustomWebhookNotificationBlock(
+        block = CustomWebhookNotificationBlock(  # type: ignore[call-arg]  # headers and cookies have defaults
             name=f"headwater-{notifier.name}",
             url=notifier.url or "",
             json_data=_automation_payload(notifier),
             timeout=10,
         )
-        block_id = block.save(f"headwater-{notifier.name}", overwrite=True)
+        block_id: Any = block.save(f"headwater-{notifier.name}", overwrite=True)
         actions.append(
             SendNotification(
                 block_document_id=block_id,
@@ -213,11 +214,11 @@ def _register_automation(deployment_ids: Sequence[str], notifiers: Sequence[Noti
         )
         result_names.append(notifier.name)
     try:
-        existing = Automation.read(name=AUTOMATION)
+        existing: Any = Automation.read(name=AUTOMATION)
         existing.delete()
     except ValueError:
         pass  # Automation.read raises ValueError when none has that name
-    automation = Automation(
+    automation: Any = Automation(
         name=AUTOMATION,
         description="A Headwater deployment's flow run failed or crashed (registered by `headwater deploy`).",
         trigger=EventTrigger(

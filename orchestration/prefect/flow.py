@@ -6,10 +6,11 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
@@ -177,7 +178,7 @@ def materialize_flow(
         profiles_dir=Path(profiles_dir) if profiles_dir else None,
     )
     resolved = resolve_target(project, target)
-    lock = nullcontext()
+    lock: AbstractContextManager[Any] = nullcontext()
     if deployment.get_id():
         from prefect.concurrency.sync import concurrency
 
@@ -249,7 +250,7 @@ def _materialize(
     )
     router: AlertRouter = load_router(alerts_file(project.root))
     flow_run_id = flow_run.get_id()
-    mirror = TaskRunMirror(flow_run_id if flow_run_id else None, mirrored_tasks(plan))
+    mirror = TaskRunMirror(UUID(flow_run_id) if flow_run_id else None, mirrored_tasks(plan))
     checks = RunChecks(project, resolved, graph, mirror)
     checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
     try:
@@ -306,7 +307,7 @@ def _materialize(
         router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))  # ends at its deadline
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
-        materializations, checks = records(plan.graph, report)
+        materializations, check_records = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
         try:
             counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
@@ -315,7 +316,7 @@ def _materialize(
             report.notes.append(f"rows not counted for the catalog: {type(exc).__name__}: {exc}")
         try:
             run_log.finish_run(
-                run_id, status, datetime.now(UTC), materializations, checks, attempts=3, table_rows=counted
+                run_id, status, datetime.now(UTC), materializations, check_records, attempts=3, table_rows=counted
             )
         except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
             report.mirror_errors.append(

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from prefect.client.schemas.objects import TaskRun, TaskRunPolicy, TaskRunResult
+from prefect.events import Event
 from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending, Retrying, Running, State
-from prefect.utilities.engine import emit_task_run_state_change_event
 
 from orchestration.engine.outcomes import MirroredTask, Outcome
+from orchestration.prefect._compat import emit_task_run_state_change_event
 
 __all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
 
@@ -39,7 +40,7 @@ class TaskRunMirror:
         self.tasks: dict[str, MirroredTask] = {t.node_id: t for t in tasks}
         self.ids: dict[str, uuid.UUID] = {node: uuid.uuid4() for node in sorted(self.tasks)}
         self._runs: dict[str, TaskRun] = {}
-        self._last_event: dict[str, object] = {}
+        self._last_event: dict[str, Event | None] = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -86,7 +87,7 @@ class TaskRunMirror:
             return run
         spec = self.tasks.get(node_id) or MirroredTask(node_id=node_id, name=node_id)  # a node dbt added itself
         self.ids.setdefault(node_id, uuid.uuid4())
-        pending = Pending(timestamp=at)
+        pending: State = Pending(timestamp=at)
         run = TaskRun(
             id=self.ids[node_id],
             name=spec.name,
@@ -96,7 +97,7 @@ class TaskRunMirror:
             empirical_policy=TaskRunPolicy(retries=spec.retries),
             tags=list(spec.tags),
             task_inputs={"wait_for": [TaskRunResult(id=self.ids[u]) for u in spec.upstream if u in self.ids]},
-            expected_start_time=at,
+            expected_start_time=at,  # type: ignore[arg-type]  # Prefect's DateTime is a datetime at run time
             state=pending,
             state_id=pending.id,
             state_type=pending.type,
@@ -118,16 +119,19 @@ class TaskRunMirror:
             state.timestamp = previous.timestamp + timedelta(microseconds=1)
         run.state, run.state_id, run.state_type, run.state_name = state, state.id, state.type, state.name
         self._last_event[node_id] = emit_task_run_state_change_event(
-            task_run=run, initial_state=previous, validated_state=state, follows=self._last_event.get(node_id)
+            task_run=run,
+            initial_state=previous,
+            validated_state=state,
+            follows=self._last_event.get(node_id),
         )
 
     def _on_open(self, node_id: str, at: datetime) -> None:
         run = self._task_run(node_id, at, announce=False)
         previous = run.state
-        state = Retrying(timestamp=at) if run.run_count > 0 else Running(timestamp=at)
+        state: State = Retrying(timestamp=at) if run.run_count > 0 else Running(timestamp=at)
         run.run_count += 1
         if run.start_time is None:
-            run.start_time = at
+            run.start_time = at  # type: ignore[assignment]  # Prefect's DateTime is a datetime at run time
         run.end_time = None
         self._emit(node_id, previous, state)
 
@@ -136,6 +140,7 @@ class TaskRunMirror:
         previous = run.state
         if previous is not None and previous.is_running():
             run.total_run_time += at - previous.timestamp
+        state: State
         if outcome == Outcome.SUCCESS:
             state = Completed(timestamp=at, message=message or None)
         elif outcome == Outcome.AWAITING_RETRY:
@@ -148,7 +153,7 @@ class TaskRunMirror:
         else:
             state = Failed(timestamp=at, message=message or None)
         if state.is_final():
-            run.end_time = at
+            run.end_time = at  # type: ignore[assignment]
         self._emit(node_id, previous, state)
 
     def summary(self) -> Mapping[str, int]:

@@ -119,7 +119,8 @@ def _secret_from_prefect(variable: str) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(secret_block_name(variable)).get()
+        block: Any = Secret.load(secret_block_name(variable))  # sync here; typed as possibly a coroutine
+        value = block.get()
     except ValueError:  # Prefect raises ValueError for a block that does not exist
         return None
     os.environ[variable] = str(value)

@@ -83,7 +83,7 @@ def asset_document(
     stale = stale if stale is not None else stale_reasons(graph, state.successful)
     spec = graph.specs[key]
     record = state.latest.get(str(key))
-    checks = []
+    checks: list[dict[str, Any]] = []
     for check in sorted(graph.checks_for(key), key=lambda c: c.name):
         result, ended = state.checks.get((str(key), check.name), (None, None))
         checks.append(
@@ -127,7 +127,7 @@ def asset_document(
     }
 
 
-def _worst(statuses: list[str | None]) -> str | None:
+def _worst(statuses: list[Any]) -> str | None:
     seen = [s for s in statuses if s]
     for status in _WORST:
         if status in seen:
@@ -255,12 +255,12 @@ def count_rows(target: Any, keys: list[str]) -> dict[str, int]:
                 f"{s}.{t}"
                 for s, t in con.execute("select table_schema, table_name from information_schema.tables").fetchall()
             }
-            counts = {}
+            counts: dict[str, int] = {}
             for key in keys:
                 if key not in present:
                     continue
                 try:  # a view over a table that is gone (a seed that failed) cannot be counted: leave it out
-                    counts[key] = con.execute(f"select count(*) from {_quoted(key)}").fetchone()[0]  # noqa: S608
+                    counts[key] = con.execute(f"select count(*) from {_quoted(key)}").fetchall()[0][0]  # noqa: S608
                 except duckdb.Error:
                     continue
             return counts
@@ -270,17 +270,17 @@ def count_rows(target: Any, keys: list[str]) -> dict[str, int]:
 
     engine = sa.create_engine(target.sqlalchemy_url())
     try:
-        with engine.connect() as con:
-            rows = con.execute(sa.text("select table_schema, table_name from information_schema.tables")).fetchall()
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).fetchall()
             present = {f"{s}.{t}" for s, t in rows}
             counts = {}
             for key in keys:
                 if key not in present:
                     continue
                 try:
-                    counts[key] = con.execute(sa.text(f"select count(*) from {_quoted(key)}")).scalar_one()  # noqa: S608
+                    counts[key] = conn.execute(sa.text(f"select count(*) from {_quoted(key)}")).scalar_one()  # noqa: S608
                 except sa.exc.DBAPIError:
-                    con.rollback()
+                    conn.rollback()
             return counts
     except sa.exc.SQLAlchemyError:
         return {}

@@ -1,0 +1,77 @@
+"""Guards for the private APIs of other libraries, one ``_compat`` module each: every test here fails when the
+library moves what Headwater relies on (a name, a signature, a behaviour), before a run does."""
+
+from __future__ import annotations
+
+import inspect
+
+import duckdb
+import pytest
+import sqlglot
+
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
+
+def test_prefect_still_emits_task_run_state_events_with_the_mirrors_arguments() -> None:
+    from orchestration.prefect import _compat
+
+    parameters = inspect.signature(_compat.emit_task_run_state_change_event).parameters
+    assert set(_compat.EMIT_PARAMETERS) <= set(parameters), sorted(parameters)
+    assert _compat.emit_task_run_state_change_event.__module__ == "prefect.utilities.engine"
+
+
+def test_dbt_duckdb_still_keeps_its_database_on_the_connection_manager() -> None:
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    from orchestration.dbt._compat import close_duckdb_environment
+
+    assert hasattr(DuckDBConnectionManager, "_ENV"), "dbt-duckdb no longer keeps _ENV: release_duckdb must change"
+    with DuckDBConnectionManager._LOCK:  # a lock, as the compat module uses it
+        pass
+    close_duckdb_environment()
+    assert DuckDBConnectionManager._ENV is None
+
+
+def test_gx_is_pinned_and_its_persisted_connection_names_exist() -> None:
+    import great_expectations as gx
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    from quality import _compat
+
+    assert gx.__version__ == _compat.GX_VERSION
+    _compat.enable_duckdb()
+    assert "duckdb" in engine._PERSISTED_CONNECTION_DIALECTS
+    assert "self._connection" in inspect.getsource(engine.SqlAlchemyExecutionEngine)
+
+
+def test_sqlmesh_still_categorises_an_added_column_as_non_breaking_and_a_new_filter_as_breaking() -> None:
+    from orchestration.analysis._compat import only_projections_added
+
+    def query(sql: str):
+        return sqlglot.parse_one(sql, dialect="duckdb")
+
+    old = query("select id, amount from raw.orders")
+    assert only_projections_added("marts.orders", query("select id, amount, status from raw.orders"), old, "duckdb")
+    assert not only_projections_added(
+        "marts.orders", query("select id, amount from raw.orders where id > 1"), old, "duckdb"
+    )
+
+
+def test_sqlmesh_still_diffs_rows_of_two_tables_on_a_duckdb_connection() -> None:
+    from orchestration.analysis._compat import row_diff
+
+    con = duckdb.connect()
+    try:
+        con.execute("create table main.source as select * from (values (1, 'a'), (2, 'b'), (3, 'c')) t(id, v)")
+        con.execute("create table main.target as select * from (values (1, 'a'), (2, 'x'), (4, 'd')) t(id, v)")
+        diff = row_diff(con, "main.source", "main.target", on=["id"], skip_columns=[], limit=5)
+        assert (diff.source_count, diff.target_count, diff.join_count) == (3, 3, 2)
+        assert (diff.s_only_count, diff.t_only_count, diff.partial_match_count) == (1, 1, 1)
+    finally:
+        con.close()
+
+
+def test_multiprocessing_still_has_the_exit_hook_the_fast_exit_runs() -> None:
+    import multiprocessing.util
+
+    assert callable(getattr(multiprocessing.util, "_exit_function", None))
