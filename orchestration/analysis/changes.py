@@ -18,6 +18,7 @@ from typing import Any, cast
 import sqlglot
 from sqlglot import exp
 
+from assets.dbt_manifest import DbtTranslator
 from assets.lineage import dialect_of
 from orchestration.analysis.lineage import compile_dir, compile_manifest, key_map, lineage_of_manifest
 
@@ -174,17 +175,22 @@ def _projections_sorted(query: exp.Query) -> exp.Query:
 
 
 def build_change_plan(
-    deployed: Mapping[str, Any], working: Mapping[str, Any], dbt_project_dir: Path, target: Any = None
+    deployed: Mapping[str, Any],
+    working: Mapping[str, Any],
+    dbt_project_dir: Path,
+    translator: DbtTranslator,
+    target: Any = None,
 ) -> ChangePlan:
-    """Compare two compiled manifests of the same warehouse kind; changes sorted by key.
+    """Compare two compiled manifests of the same warehouse kind; changes sorted by key (both sides keyed by the
+    project's ``translator``).
 
     ``target`` (the warehouse both were compiled for) supplies the columns of sources that declare none.
     """
     dialect = dialect_of(working)
-    old_keys, new_keys = key_map(dict(deployed)), key_map(dict(working))
+    old_keys, new_keys = key_map(deployed, translator), key_map(working, translator)
     old, new = _queries(deployed, old_keys), _queries(working, new_keys)
-    old_lineage = lineage_of_manifest(dict(deployed), dbt_project_dir, target)
-    new_lineage = lineage_of_manifest(dict(working), dbt_project_dir, target)
+    old_lineage = lineage_of_manifest(dict(deployed), dbt_project_dir, translator, target)
+    new_lineage = lineage_of_manifest(dict(working), dbt_project_dir, translator, target)
     old_columns, new_columns = old_lineage.columns, new_lineage.columns
     changes: list[Change] = []
     for key in sorted(old.keys() | new.keys()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from assets.dbt_manifest import DbtTranslator
 from assets.lineage import ColumnLineage, build_column_lineage, dialect_of, relations_from_manifest
 from orchestration.dbt import executor
 from orchestration.project import Project
+from orchestration.settings import project_translator
 from orchestration.warehouse.targets import Target
 
 
@@ -42,9 +44,8 @@ def seed_columns(manifest: dict[str, Any], dbt_project_dir: Path) -> dict[str, l
     return columns
 
 
-def key_map(manifest: dict[str, Any]) -> dict[str, str]:
-    """unique id -> asset key (the same keys the asset graph uses)."""
-    translator = DbtTranslator()
+def key_map(manifest: Mapping[str, Any], translator: DbtTranslator) -> dict[str, str]:
+    """unique id -> asset key, by the project's translator (the one the asset graph was built with)."""
     nodes = {**(manifest.get("sources") or {}), **(manifest.get("nodes") or {})}
     return {
         unique_id: str(translator.get_asset_key(node))
@@ -104,13 +105,17 @@ def _warehouse_columns(sources: dict[str, Any], target: Target) -> dict[str, lis
 def lineage_of_manifest(
     manifest: dict[str, Any],
     dbt_project_dir: Path,
+    translator: DbtTranslator,
     target: Target | None = None,
     catalog: dict[str, Any] | None = None,
 ) -> ColumnLineage:
-    """Column lineage of a compiled manifest; sources that declare no columns get theirs from ``catalog`` or the
-    ``target`` warehouse."""
+    """Column lineage of a compiled manifest, keyed by ``translator``; sources that declare no columns get theirs
+    from ``catalog`` or the ``target`` warehouse."""
     relations = relations_from_manifest(
-        manifest, key_map(manifest), seed_columns(manifest, dbt_project_dir), source_columns(manifest, target, catalog)
+        manifest,
+        key_map(manifest, translator),
+        seed_columns(manifest, dbt_project_dir),
+        source_columns(manifest, target, catalog),
     )
     return build_column_lineage(relations, dialect_of(manifest))
 
@@ -120,4 +125,4 @@ def project_lineage(
 ) -> ColumnLineage:
     """Compile the project on ``target`` (with the run's ``--vars``) and analyse its column lineage."""
     manifest = compile_manifest(project, target, compile_dir(project), options)
-    return lineage_of_manifest(manifest, project.dbt_project_dir, target)
+    return lineage_of_manifest(manifest, project.dbt_project_dir, project_translator(project), target)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from assets.dbt_manifest import DbtTranslator
 from orchestration.warehouse.targets import Target
 
 _INTEGER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
@@ -251,7 +252,7 @@ def _records(frame: Any, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def model_relation(manifest: dict[str, Any], model: str) -> tuple[str, str, str]:
+def model_relation(manifest: dict[str, Any], model: str, translator: DbtTranslator) -> tuple[str, str, str]:
     """``(unique id, schema, table)`` of a model, seed or snapshot named by asset key or by dbt name.
 
     Raises:
@@ -259,7 +260,7 @@ def model_relation(manifest: dict[str, Any], model: str) -> tuple[str, str, str]
     """
     from orchestration.analysis.lineage import key_map
 
-    keys = key_map(manifest)
+    keys = key_map(manifest, translator)
     nodes = manifest.get("nodes") or {}
     found = [
         uid
@@ -270,8 +271,8 @@ def model_relation(manifest: dict[str, Any], model: str) -> tuple[str, str, str]
         known = ", ".join(sorted(keys[u] for u in keys if u in nodes))
         problem = "no model" if not found else "more than one node"
         raise DiffError(f"{problem} named {model!r}; models: {known}")
-    schema, _, table = keys[found[0]].partition(".")
-    return found[0], schema, table
+    node = nodes[found[0]]  # the relation is the node's, whatever key a custom translator gives it
+    return found[0], str(node.get("schema") or ""), str(node.get("alias") or node.get("name") or "")
 
 
 def primary_key(manifest: dict[str, Any], unique_id: str) -> tuple[str, ...]:

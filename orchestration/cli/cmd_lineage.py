@@ -21,6 +21,7 @@ from orchestration.cli.common import (
     app,
     console,
 )
+from orchestration.settings import project_translator
 
 
 @app.command()
@@ -134,7 +135,9 @@ def plan(
     except (DbtInvocationError, StateError) as exc:
         raise _fail(str(exc)) from None
     with console.status("categorising changes with SQLMesh"):
-        change_plan = build_change_plan(deployed, working, project.dbt_project_dir, resolved)
+        change_plan = build_change_plan(
+            deployed, working, project.dbt_project_dir, project_translator(project), resolved
+        )
     if as_json:
         print(json.dumps(change_plan.to_dict(), indent=2))
     else:
@@ -198,7 +201,7 @@ def diff(
     try:
         with console.status("parsing the dbt project"):
             manifest = executor.parse(project, default)
-        unique_id, schema, table = model_relation(manifest, model)
+        unique_id, schema, table = model_relation(manifest, model, project_translator(project))
         columns = tuple(c.strip() for c in key.split(",") if c.strip()) if key else primary_key(manifest, unique_id)
         if not columns:
             raise DiffError(f"{model} has no unique test to match rows by: name its key with --key col[,col]")
@@ -298,7 +301,11 @@ def catalog(
 
     docs_dir = docs_folder(project)
     app_ = create_app(
-        graph, read_state, target=resolved.name, docs_dir=docs_dir, docs=docs_routes(manifest, key_map(manifest))
+        graph,
+        read_state,
+        target=resolved.name,
+        docs_dir=docs_dir,
+        docs=docs_routes(manifest, key_map(manifest, project_translator(project))),
     )
     console.print(f"asset catalog of {resolved.name}: http://{host}:{port}/  (JSON: /api/assets, Ctrl+C to stop)")
     if not (docs_dir / "index.html").exists():

@@ -94,6 +94,7 @@ def _graph(project: Project, resolved, options=None):
     from assets.dag import CycleError
     from orchestration.dbt import executor
     from orchestration.engine.plan import asset_graph
+    from orchestration.settings import Settings, project_defaults
 
     options = options or executor.NO_OPTIONS
     with console.status("parsing the dbt project"):
@@ -110,12 +111,14 @@ def _graph(project: Project, resolved, options=None):
     from quality.suites import SuiteError
 
     try:
+        defaults = project_defaults(project)
         return asset_graph(
             manifest,
-            executor.project_defaults(project),
+            defaults,
             project.is_headwater_dbt_project,
             python_specs,
             project.suites_dir,
+            Settings.load(project.root).translator(defaults),
         )
     except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:
         raise _fail(str(exc)) from None

@@ -383,13 +383,3 @@ def release_duckdb() -> None:
     from orchestration.dbt._compat import close_duckdb_environment
 
     close_duckdb_environment()
-
-
-def project_defaults(project: Project) -> dict[str, Any]:
-    """``vars: headwater:`` of the dbt project (Headwater's retry defaults), or empty."""
-    from orchestration.errors import read_yaml
-
-    path = project.dbt_project_dir / "dbt_project.yml"
-    document = read_yaml(path, "fix the file (dbt reads it too)") or {}
-    value = (document.get("vars") or {}).get("headwater") or {}
-    return value if isinstance(value, dict) else {}

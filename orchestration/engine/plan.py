@@ -116,15 +116,19 @@ def asset_graph(
     with_ingestion: bool = True,
     python_assets: list[AssetSpec] | None = None,
     suites_dir: Path | None = None,
+    translator: DbtTranslator | None = None,
 ) -> AssetGraph:
     """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only) + their checks:
     dbt tests and source freshness, contract quarantines, and the GX suites in ``suites_dir``.
+
+    ``translator`` is the project's (``orchestration.settings.Settings.translator``); without one, Headwater's own
+    with ``defaults`` as its run policy.
 
     Raises:
         SuiteError: a suite file is invalid or names an asset the graph does not have.
     """
     defaults = defaults or {}
-    translator = DbtTranslator(
+    translator = translator or DbtTranslator(
         RunPolicy(
             retries=int(defaults.get("retries", 0)),
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),

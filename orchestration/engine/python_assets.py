@@ -13,7 +13,7 @@ from assets.python import AssetContext, PythonAsset, collect
 from orchestration.engine.outcomes import Outcome
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
-from orchestration.errors import read_yaml
+from orchestration.settings import Settings
 from orchestration.warehouse.targets import Target
 
 if TYPE_CHECKING:
@@ -30,10 +30,9 @@ def configured_modules(project_root: Path) -> tuple[list[str], str]:
     """Module names from ``HEADWATER_PYTHON_ASSETS`` (comma-separated), else ``python_assets:`` in headwater.yml."""
     if os.environ.get(ENV):
         return [m.strip() for m in os.environ[ENV].split(",") if m.strip()], f"${ENV}"
-    path = project_root / "headwater.yml"
-    if path.exists():
-        document = read_yaml(path, "fix the file (Headwater's settings: python_assets, alerts, automations)") or {}
-        return list(document.get("python_assets") or []), str(path)
+    settings = Settings.load(project_root)
+    if settings.path.exists():
+        return list(settings.python_assets), str(settings.path)
     return [], ""
 
 

@@ -39,6 +39,7 @@ from orchestration.errors import user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
 from orchestration.project import Project
+from orchestration.settings import Settings, project_defaults
 from orchestration.warehouse.lock import target_lock
 from orchestration.warehouse.run_log import RunLog
 from orchestration.warehouse.targets import Target, resolve_target
@@ -226,10 +227,13 @@ def _materialize(
     progress.phase("prepare manifest", total=None)
     interrupts.at("preparing the manifest")
     manifest = executor.parse(project, resolved, options)
-    defaults = executor.project_defaults(project)
+    defaults = project_defaults(project)
+    translator = Settings.load(project.root).translator(defaults)  # the one translator, for every reader
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
-    graph = asset_graph(manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir)
+    graph = asset_graph(
+        manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator
+    )
     plan = plan_run(graph, selection, exclude, indirect=indirect)
     progress.done()
 
@@ -261,7 +265,7 @@ def _materialize(
             if report.sources_regenerated:
                 manifest = executor.parse(project, resolved, options)
                 graph = asset_graph(
-                    manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir
+                    manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator
                 )
                 plan = plan_run(graph, selection, exclude, indirect=indirect)
                 checks.graph = checkpoints.graph = graph

@@ -20,11 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from assets.dbt_manifest import DbtTranslator
 from assets.lineage import ColumnLineage, ColumnRef
 from assets.run_log import CheckRecord
 from orchestration.analysis.lineage import key_map, lineage_of_manifest
 from orchestration.dbt import executor
 from orchestration.project import Project
+from orchestration.settings import project_translator
 from orchestration.warehouse.targets import Target
 
 _MARK = {"pass": "✓", "warn": "!", "fail": "✗", "error": "✗", "skipped": "–"}  # plain glyphs: no emoji font needed
@@ -57,8 +59,9 @@ def generate_docs(project: Project, target: Target, options: executor.DbtOptions
     checks = RunLog.for_target(project, target).latest_checks()
     catalog_path = folder / "catalog.json"
     catalog = json.loads(catalog_path.read_text()) if catalog_path.exists() else None
-    lineage = lineage_of_manifest(manifest, project.dbt_project_dir, target, catalog)
-    linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None)
+    translator = project_translator(project)
+    lineage = lineage_of_manifest(manifest, project.dbt_project_dir, translator, target, catalog)
+    linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None, translator)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return DocsResult(folder, linked, columns, data_docs)
 
@@ -69,6 +72,7 @@ def annotate_manifest(
     lineage: ColumnLineage,
     target_name: str,
     with_data_docs: bool,
+    translator: DbtTranslator,
 ) -> tuple[int, int]:
     """Add check results to descriptions and upstream columns to column descriptions, in place.
 
@@ -77,7 +81,7 @@ def annotate_manifest(
     by_asset: dict[str, list[tuple[CheckRecord, datetime | None]]] = defaultdict(list)
     for (asset_key, _), entry in checks.items():
         by_asset[asset_key].append(entry)
-    keys = key_map(manifest)
+    keys = key_map(manifest, translator)
     linked = columns_done = 0
     for collection in ("nodes", "sources"):
         for unique_id, node in (manifest.get(collection) or {}).items():

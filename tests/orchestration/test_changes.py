@@ -113,20 +113,22 @@ def _compiled(models: dict[str, str]) -> dict:
 
 
 def test_a_change_of_column_order_only_is_not_breaking(tmp_path: Path) -> None:
+    from assets import DbtTranslator
     from orchestration.analysis.changes import build_change_plan
 
     old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
     new = _compiled({"m": 'select b, a from "db"."raw"."t"'})
-    (change,) = build_change_plan(old, new, tmp_path).changes
+    (change,) = build_change_plan(old, new, tmp_path, DbtTranslator()).changes
     assert change.category == "non-breaking" and "order of its columns" in change.detail
     assert (change.columns_added, change.columns_removed) == ((), ())
 
 
 def test_a_model_that_no_longer_resolves_says_so_instead_of_losing_its_columns(tmp_path: Path) -> None:
+    from assets import DbtTranslator
     from orchestration.analysis.changes import build_change_plan
 
     old = _compiled({"m": 'select a, b from "db"."raw"."t"'})
     new = _compiled({"m": 'select a, b from "db"."raw"."t" where ((('})
-    (change,) = build_change_plan(old, new, tmp_path).changes
+    (change,) = build_change_plan(old, new, tmp_path, DbtTranslator()).changes
     assert change.category == "breaking" and change.detail.startswith("does not resolve: ")
     assert change.columns_removed == (), "its columns are unknown, not removed"

@@ -38,11 +38,11 @@ def broken_demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
 
 
 def test_the_demo_build_is_cut_into_stages_at_the_gx_gated_mart(broken_demo) -> None:
-    from orchestration.dbt import executor
     from orchestration.engine.plan import asset_graph, plan_run
+    from orchestration.settings import project_defaults
 
     manifest = json.loads((broken_demo["data"] / "dbt_target" / "manifest.json").read_text())
-    defaults = executor.project_defaults(type("P", (), {"dbt_project_dir": broken_demo["root"] / "dbt_project"}))
+    defaults = project_defaults(type("P", (), {"dbt_project_dir": broken_demo["root"] / "dbt_project"}))
     graph = asset_graph(manifest, defaults, True, [], broken_demo["root"] / "quality" / "suites")
     stages = plan_run(graph).stages()
     assert len(stages) == 2
