@@ -1,4 +1,4 @@
-"""A small dependency-free DAG: upstream, downstream, subgraph and a deterministic topological order."""
+"""A small dependency-free DAG: upstream, downstream and a deterministic topological order."""
 
 from __future__ import annotations
 
@@ -64,10 +64,6 @@ class DAG(Generic[N]):
     def downstream(self, nodes: Iterable[N], depth: int | None = None) -> set[N]:
         """All descendants of ``nodes`` (up to ``depth`` hops)."""
         return self._walk(nodes, self._down, depth)
-
-    def subgraph(self, nodes: Iterable[N]) -> DAG[N]:
-        keep = set(nodes)
-        return DAG({n: [d for d in self._up[n] if d in keep] for n in self._up if n in keep})
 
     def toposorted(self) -> list[N]:
         """Nodes, each after its parents; ties sorted, so the order is deterministic.

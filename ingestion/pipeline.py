@@ -222,3 +222,18 @@ def stored_schema(definition: SourceDefinition, *, target: str, pipelines_dir: P
             "run `headwater ingest` first"
         ) from exc
     return schema
+
+
+def stored_schemas(*, target: str, pipelines_dir: Path) -> dict[str, Schema]:
+    """The stored dlt schema of every source loaded to ``target`` (sources never loaded there are left out)."""
+    from ingestion.registry import SOURCES
+
+    found = {}
+    for name, definition in SOURCES.items():
+        if not (Path(pipelines_dir) / f"headwater_{definition.name}_{target}").is_dir():
+            continue
+        try:
+            found[name] = stored_schema(definition, target=target, pipelines_dir=pipelines_dir)
+        except LookupError:
+            continue
+    return found

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from assets import AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
 from ingestion.docs import TABLE_DOCS
 from ingestion.registry import SOURCES, SourceDefinition
 
 
-def specs_for_source(definition: SourceDefinition, schema_hash: str | None = None) -> list[AssetSpec]:
-    """One spec per table of ``definition``; ``schema_hash`` (dlt's) is the code version when known."""
+def table_code_version(definition: SourceDefinition, schema: Any, table: str) -> str | None:
+    """A raw table's code version: a hash of its columns in dlt's stored schema (name, type, nullability, keys) and
+    of its data contract; None when the table has never been loaded (no schema to hash)."""
+    try:
+        columns = schema.get_table_columns(table) if schema is not None else None
+    except Exception:  # dlt raises its own errors for a table the schema does not hold
+        columns = None
+    if not columns:
+        return None
+    hinted = {
+        name: {k: column.get(k) for k in ("data_type", "nullable", "primary_key", "merge_key", "precision", "scale")}
+        for name, column in sorted(columns.items())
+    }
+    contract = definition.contracts.get(table)
+    text = json.dumps({"columns": hinted, "contract": repr(contract)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def specs_for_source(definition: SourceDefinition, schema: Any = None) -> list[AssetSpec]:
+    """One spec per table of ``definition``; with dlt's stored ``schema`` of the source, each table's code version
+    (:func:`table_code_version`)."""
     specs = []
     for table in definition.tables:
         key = AssetKey.of(definition.dataset, table)
@@ -21,7 +43,7 @@ def specs_for_source(definition: SourceDefinition, schema_hash: str | None = Non
                 layer="raw",
                 tags=frozenset({"dlt", f"source:{definition.name}"}),
                 description=TABLE_DOCS.get(str(key), {}).get("", ""),
-                code_version=schema_hash,
+                code_version=table_code_version(definition, schema, table),
                 unique_id=f"dlt.{definition.name}.{table}",
                 name=table,
                 source_name=definition.dataset,
@@ -31,9 +53,13 @@ def specs_for_source(definition: SourceDefinition, schema_hash: str | None = Non
     return specs
 
 
-def ingestion_specs(definitions: Iterable[SourceDefinition] | None = None) -> list[AssetSpec]:
-    """Specs for every table of every known source."""
-    return [spec for d in (definitions or SOURCES.values()) for spec in specs_for_source(d)]
+def ingestion_specs(
+    definitions: Iterable[SourceDefinition] | None = None, schemas: Mapping[str, Any] | None = None
+) -> list[AssetSpec]:
+    """Specs for every table of every known source; ``schemas`` (source name -> dlt's stored schema on the target,
+    :func:`ingestion.pipeline.stored_schemas`) give the tables their code versions."""
+    schemas = schemas or {}
+    return [spec for d in (definitions or SOURCES.values()) for spec in specs_for_source(d, schemas.get(d.name))]
 
 
 def quarantine_checks(definitions: Iterable[SourceDefinition] | None = None) -> list[CheckSpec]:

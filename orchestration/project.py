@@ -7,6 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,15 @@ class Project:
     @property
     def pipelines_dir(self) -> Path:
         return self.data_dir / "dlt_pipelines"
+
+    def dlt_schemas(self, target: str) -> dict[str, Any]:
+        """dlt's stored schema per source loaded to ``target`` (the raw tables' code versions); none for a dbt
+        project Headwater does not ingest for."""
+        if not self.is_headwater_dbt_project:
+            return {}
+        from ingestion import stored_schemas
+
+        return stored_schemas(target=target, pipelines_dir=self.pipelines_dir)
 
     @property
     def source_paths(self):  # -> ingestion.SourcePaths

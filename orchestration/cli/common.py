@@ -119,6 +119,7 @@ def _graph(project: Project, resolved, options=None):
             python_specs,
             project.suites_dir,
             Settings.load(project.root).translator(defaults),
+            project.dlt_schemas(resolved.name),
         )
     except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:
         raise _fail(str(exc)) from None

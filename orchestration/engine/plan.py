@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,11 +117,13 @@ def asset_graph(
     python_assets: list[AssetSpec] | None = None,
     suites_dir: Path | None = None,
     translator: DbtTranslator | None = None,
+    ingestion_schemas: Mapping[str, Any] | None = None,
 ) -> AssetGraph:
     """The project's asset graph: dbt manifest + dlt tables (Headwater's own project only) + their checks:
     dbt tests and source freshness, contract quarantines, and the GX suites in ``suites_dir``.
 
-    ``translator`` is the project's (``orchestration.settings.Settings.translator``); without one, Headwater's own
+    ``ingestion_schemas`` (dlt's stored schema per source, ``ingestion.stored_schemas``) give raw tables their code
+    versions. ``translator`` is the project's (``orchestration.settings.Settings.translator``); without one, Headwater's own
     with ``defaults`` as its run policy.
 
     Raises:
@@ -139,7 +141,7 @@ def asset_graph(
     if with_ingestion:
         from ingestion import ingestion_specs, quarantine_checks, reconcile_checks  # dlt: only projects that ingest
 
-        ingestion = ingestion_specs()
+        ingestion = ingestion_specs(schemas=ingestion_schemas)
         checks = [*quarantine_checks(), *reconcile_checks()]
     graph = build_asset_graph(
         manifest=manifest, ingestion=ingestion, python_assets=python_assets or [], checks=checks, translator=translator

@@ -231,8 +231,9 @@ def _materialize(
     translator = Settings.load(project.root).translator(defaults)  # the one translator, for every reader
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
+    schemas = project.dlt_schemas(resolved.name)
     graph = asset_graph(
-        manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator
+        manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator, schemas
     )
     plan = plan_run(graph, selection, exclude, indirect=indirect)
     progress.done()
@@ -264,8 +265,15 @@ def _materialize(
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
             if report.sources_regenerated:
                 manifest = executor.parse(project, resolved, options)
+                schemas = project.dlt_schemas(resolved.name)  # what this ingest loaded: the tables' code versions
                 graph = asset_graph(
-                    manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator
+                    manifest,
+                    defaults,
+                    project.is_headwater_dbt_project,
+                    python_specs,
+                    project.suites_dir,
+                    translator,
+                    schemas,
                 )
                 plan = plan_run(graph, selection, exclude, indirect=indirect)
                 checks.graph = checkpoints.graph = graph

@@ -171,3 +171,28 @@ def test_a_signal_in_dlts_load_step_stops_the_source_and_leaves_its_package_pend
         [sys.executable, "-c", SIGNAL_IN_LOAD, str(tmp)], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert out.stdout.strip().splitlines()[-1:] == ["SIGTERM pending"], out.stdout + out.stderr[-3000:]
+
+
+def test_raw_tables_get_code_versions_from_dlts_stored_schema_that_move_only_when_a_column_does(shop) -> None:
+    """The dlt schema hash was never passed, so raw tables had no code version: staleness could not see a schema
+    change of a source. Each table's version hashes its stored columns and contract."""
+    from dlt.common.schema.utils import new_column
+
+    from ingestion import ingestion_specs, stored_schemas
+
+    _, _, tmp = shop
+    assert all(s.code_version is None for s in ingestion_specs())  # never loaded: nothing to hash
+    load(shop, "shop")
+    first = {
+        str(s.key): s.code_version
+        for s in ingestion_specs(schemas=stored_schemas(target="test", pipelines_dir=tmp / "pipes"))
+    }
+    assert first["raw_shop.orders"] and first["raw_shop.orders"] != first["raw_shop.customers"]
+    assert first["raw_marketing.ad_spend"] is None, "marketing was not loaded to this target"
+    load(shop, "shop")  # an idle load: same columns, same versions
+    schemas = stored_schemas(target="test", pipelines_dir=tmp / "pipes")
+    assert {str(s.key): s.code_version for s in ingestion_specs(schemas=schemas)} == first
+    schemas["shop"].update_table({"name": "orders", "columns": {"coupon": new_column("coupon", "text")}})
+    changed = {str(s.key): s.code_version for s in ingestion_specs(schemas=schemas)}
+    assert changed["raw_shop.orders"] != first["raw_shop.orders"]
+    assert changed["raw_shop.customers"] == first["raw_shop.customers"]
