@@ -25,17 +25,6 @@ from orchestration.warehouse.targets import Target
 
 FAILED = ("error", "fail", "runtime error", "partial success")
 PASSED = ("success", "pass", "warn", "no-op")
-_LOST = (
-    "connection to server",
-    "server closed the connection",
-    "connection refused",
-    "could not connect",
-    "terminating connection",
-    "connection already closed",
-    "connection reset",
-    "ssl connection has been closed",
-    "no connection to the server",
-)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -44,14 +33,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def plain(message: str) -> str:
     """dbt's message without terminal colour codes (a unit test's diff comes coloured)."""
     return _ANSI.sub("", message or "")
-
-
-def lost_connection(message: str) -> str | None:
-    """The line of a dbt/driver error ``message`` that says the warehouse connection failed, else None."""
-    for line in message.splitlines():
-        if any(marker in line.lower() for marker in _LOST):
-            return line.strip()
-    return None
 
 
 if TYPE_CHECKING:
@@ -256,12 +237,9 @@ class DbtSegment:
             try:
                 self._invoke(nodes, whole_project)
                 return
-            except executor.DbtInvocationError as exc:
-                reason = lost_connection(str(exc))
-                if reason is None:
-                    raise
+            except executor.WarehouseConnectionError as exc:
                 if attempt == budget:
-                    raise WarehouseLost(reason) from None
+                    raise WarehouseLost(exc.reason) from None
             if delay > 0:
                 self.sleep(delay)
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from assets import AssetKey, AssetKind
 from assets.checks import CheckOutcome, blocked_by
 from orchestration.dbt import executor
+from orchestration.dbt.executor import lost_connection
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
-from orchestration.engine.dbt_segment import DbtSegment, NodeOutcome, WarehouseLost, lost_connection
+from orchestration.engine.dbt_segment import DbtSegment, NodeOutcome, WarehouseLost
 from orchestration.engine.outcomes import Outcome
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.progress import reporter
