@@ -87,7 +87,7 @@ def run_source(
     except PipelineStepFailed as exc:
         violation = _contract_violation(exc)
         if violation is None and exc.step == "extract":
-            raise SourceFailed(definition, exc) from None
+            raise SourceFailed(definition, exc) from exc  # the traceback stays in the chain (and the log)
         if violation is None:
             raise
         # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the

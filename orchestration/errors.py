@@ -66,3 +66,36 @@ def user_errors() -> tuple[type[BaseException], ...]:
         UnknownTargetError,
         SuiteError,
     )
+
+
+LOGGER = "headwater"
+"""The logger whose records go to ``<data>/logs/headwater.log`` (never the terminal): tracebacks of failures the run
+reports in one line (a dlt source, a Python asset, a GX declaration, a view that could not be built)."""
+
+
+def log_file(data_dir: Path) -> Path:
+    """Attach ``<data_dir>/logs/headwater.log`` (rotated at 5 MB, 3 kept) to the ``headwater`` logger once; returns
+    the file."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    path = Path(data_dir) / "logs" / "headwater.log"
+    logger = logging.getLogger(LOGGER)
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        except OSError:  # a read-only data folder: the run goes on without the file
+            return path
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # the terminal shows the one line; the file keeps the traceback
+    return path
+
+
+def log_failure(what: str, exc: BaseException) -> None:
+    """Keep the traceback of a failure the run reports as one line (``what``: the asset or step)."""
+    import logging
+
+    logging.getLogger(LOGGER).error("%s: %s: %s", what, type(exc).__name__, exc, exc_info=exc)

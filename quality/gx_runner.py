@@ -116,6 +116,7 @@ class SuiteRunner:
             try:
                 expectations.append(_expectation(gx, check.config["type"], check.config["kwargs"], check.name))
             except Exception as exc:  # GX raises pydantic, KeyError and its own errors for bad declarations
+                logging.getLogger("headwater").warning("%s: %s", where, check.name, exc_info=exc)
                 outcomes[check.name] = CheckOutcome(check, "error", None, f"{where}: {check.name}: {_first_line(exc)}")
         if expectations:  # the valid expectations run even when others of the suite cannot
             gx_suite = self.context.suites.add_or_update(

@@ -16,6 +16,7 @@ from assets import AssetGraph, AssetKey, CheckSpec
 from assets.checks import CheckOutcome, freshness_outcome
 from orchestration import interrupts
 from orchestration.engine.outcomes import Outcome
+from orchestration.errors import log_failure
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 
@@ -236,6 +237,7 @@ class RunChecks:
                 self.data_docs = self._gx.build_docs()
         except Exception as exc:  # Data Docs are a view; a broken view must not fail the run
             self.errors.append(f"GX Data Docs: {type(exc).__name__}: {exc}")
+            log_failure("GX Data Docs", exc)
         finally:
             self._gx.close()
 

@@ -13,6 +13,7 @@ from assets.python import AssetContext, PythonAsset, collect
 from orchestration.engine.outcomes import Outcome
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
+from orchestration.errors import log_failure
 from orchestration.settings import Settings
 from orchestration.warehouse.targets import Target
 
@@ -104,6 +105,7 @@ def run_python_assets(
                 error = ""
             except Exception as exc:  # the user's code: its failure is this asset's failure, nothing more
                 error = f"{type(exc).__name__}: {exc}"
+                log_failure(f"python asset {spec.key} (attempt {attempts})", exc)
             if not error:
                 mirror.finish(spec.unique_id, Outcome.SUCCESS)
                 break

@@ -35,7 +35,7 @@ from orchestration.engine.report import (
 )
 from orchestration.engine.stages import bad_assets, build_dbt
 from orchestration.engine.tasks import mirrored_tasks
-from orchestration.errors import user_errors
+from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
 from orchestration.project import Project
@@ -117,6 +117,7 @@ def _ingest(
             load = load_source(project, target, definition, tables, full_refresh=full_refresh)
         except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
             interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
+            log_failure(f"source {source_name}", exc)
             ended = datetime.now(UTC)
             message = f"{type(exc).__name__}: {exc}"
             for table in tables:
@@ -219,6 +220,7 @@ def _materialize(
     options: executor.DbtOptions,
     indirect: str,
 ):
+    log_file(project.data_dir)  # tracebacks of what the run reports in one line
     if project.is_headwater_dbt_project:
         day = project.ensure_demo()  # the demo's inputs stand in for production sources
         if day is not None:

@@ -75,6 +75,10 @@ def test_hostile_and_drifting_records_are_loaded_or_quarantined_with_a_reason_en
     assert run.returncode == 1, out[-4000:]
     assert "source shop (raw_shop): In processing pipe `payments_rows`" in text, out[-4000:]
     assert "must be real number, not str" in text and "incremental cursor was not moved" in text
+    # the terminal has one line; the run's log file keeps the whole chain, down into dlt
+    logged = (tmp_path / "data" / "logs" / "headwater.log").read_text()
+    assert "ERROR headwater: source shop: SourceFailed" in logged and "Traceback" in logged, logged[-3000:]
+    assert "dlt/pipeline/pipeline.py" in logged and "direct cause" in logged, logged[-3000:]
 
     with duckdb.connect(str(tmp_path / "data" / "headwater.duckdb"), read_only=True) as con:
         loaded = dict(
