@@ -170,6 +170,8 @@ class BuildResult:
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in the process environment for one dbt invocation only, restored after (callers hold
+    ``_DBT_LOCK``): dbt renders ``env_var()`` from ``os.environ`` alone and ``dbtRunner`` takes no environment."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

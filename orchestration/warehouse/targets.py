@@ -37,7 +37,8 @@ class Target:
     type: str
     config: dict[str, Any] = field(repr=False)
     env: dict[str, str] = field(default_factory=dict, repr=False)
-    """Variables to set for dbt so that it renders the same target (never holds secrets)."""
+    """Variables dbt needs to render the same target, set only around a dbt invocation (``orchestration.dbt``): the
+    target's name, the DuckDB path, and values read from Prefect Secret blocks (so never printed: ``repr=False``)."""
 
     def sqlalchemy_url(self) -> str:
         """A SQLAlchemy URL for the warehouse (checks, freshness). Holds the password: never print it.
@@ -111,8 +112,8 @@ def secret_block_name(variable: str) -> str:
 def _secret_from_prefect(variable: str) -> str | None:
     """``variable``'s value from its Prefect Secret block, when a Prefect server is configured and has one.
 
-    The value is exported into this process's environment (dbt renders its profile from ``env_var()``), never
-    logged, and never becomes a flow parameter.
+    The value goes into the target's ``env`` (dbt renders its profile from ``env_var()``, set only around a dbt
+    invocation), never into this process's environment; never logged, never a flow parameter.
     """
     if not os.environ.get("PREFECT_API_URL"):
         return None  # no server: a lookup would start an ephemeral one just to find nothing
@@ -123,20 +124,28 @@ def _secret_from_prefect(variable: str) -> str | None:
         value = block.get()
     except ValueError:  # Prefect raises ValueError for a block that does not exist
         return None
-    os.environ[variable] = str(value)
     return str(value)
 
 
-def _renderer(missing: list[str]) -> jinja2.Environment:
+def _renderer(
+    missing: list[str], overrides: dict[str, str] | None = None, found: dict[str, str] | None = None
+) -> jinja2.Environment:
+    """dbt's ``env_var()`` over ``overrides``, then the process environment, then Prefect Secret blocks (whose values
+    land in ``found``); unset names land in ``missing``. Nothing is written to the process environment."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # YAML, not HTML: nothing to escape
+    overrides = overrides or {}
 
     def env_var(name: str, default: str | None = None) -> str:
+        if name in overrides:
+            return overrides[name]
         if name in os.environ:
             return os.environ[name]
         if default is not None:
             return default
         secret = _secret_from_prefect(name)
         if secret is not None:
+            if found is not None:
+                found[name] = secret
             return secret
         missing.append(name)
         return ""
@@ -218,16 +227,9 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
     if outputs[name].get("type") == "duckdb":
         env_overrides["HEADWATER_DUCKDB_PATH"] = os.environ.get("HEADWATER_DUCKDB_PATH") or str(project.duckdb_path)
     missing: list[str] = []
-    saved = {k: os.environ.get(k) for k in env_overrides}
-    os.environ.update(env_overrides)
-    try:
-        config = _render(outputs[name], _renderer(missing))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    secrets: dict[str, str] = {}
+    config = _render(outputs[name], _renderer(missing, env_overrides, secrets))
+    env_overrides.update(secrets)
     if missing:
         names = ", ".join(sorted(set(missing)))
         blocks = ", ".join(secret_block_name(m) for m in sorted(set(missing)))
