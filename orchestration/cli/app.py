@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from orchestration.cli import retrying
 from orchestration.cli.cmd_run import FAST_EXIT, _run_flow
 from orchestration.cli.common import (
     DbtProject,
@@ -266,9 +267,9 @@ def retry(
     options = _options(vars) if vars is not None else _options(None)
     run_vars = dict(options.vars) if vars is not None else dict(last.get("vars") or {})
     if last.get("ended_at") is None:
-        todo, checks_todo = _unfinished(project, resolved, log, last, run_vars), []
+        todo, checks_todo = retrying.unfinished(project, resolved, log, last, run_vars), []
     else:
-        graph = _retry_graph(project, resolved, run_vars)
+        graph = retrying.retry_graph(project, resolved, run_vars)
         unfinished = ("failed", "skipped", "interrupted")
         failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in unfinished}
         records = log.check_records(last["run_id"])
@@ -287,8 +288,8 @@ def retry(
             if (c.asset_key, c.check_name) in by_subject
             and by_subject[(c.asset_key, c.check_name)].unique_id in checks_todo
         }
-        todo = sorted(k for k in failed | blocking | tested if _is_key(graph, k))
-        hooks = sorted(k for k in failed if not _is_key(graph, k))
+        todo = sorted(k for k in failed | blocking | tested if retrying.is_key(graph, k))
+        hooks = sorted(k for k in failed if not retrying.is_key(graph, k))
         if hooks:
             console.print(f"[yellow]{', '.join(hooks)} failed last time[/]: hooks run again with every dbt invocation")
     if not todo and not checks_todo:
@@ -302,7 +303,7 @@ def retry(
     _run_flow(
         project,
         resolved,
-        selection=[*(f"key:{k}" for k in todo), *_check_selectors(project, resolved, checks_todo, run_vars)],
+        selection=[*(f"key:{k}" for k in todo), *retrying.check_selectors(project, resolved, checks_todo, run_vars)],
         exclude=None,
         retries=None,
         vars=run_vars,
@@ -311,55 +312,6 @@ def retry(
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
-
-
-def _is_key(graph, text: str) -> bool:
-    from assets import AssetKey
-
-    try:
-        return AssetKey.parse(text) in graph.specs
-    except ValueError:
-        return False
-
-
-def _retry_graph(project: Project, resolved, run_vars: dict):
-    from orchestration.cli.common import _graph
-    from orchestration.dbt import executor
-
-    return _graph(project, resolved, executor.DbtOptions(vars=run_vars))
-
-
-def _check_selectors(project: Project, resolved, check_ids: list[str], run_vars: dict) -> list[str]:
-    """dbt selectors for failed tests that belong to no asset that is retried (a test on no asset): by test name."""
-    graph = _retry_graph(project, resolved, run_vars)
-    selectors = []
-    for uid in check_ids:
-        node = graph.nodes.get(uid)
-        check = graph.checks_by_id().get(uid)
-        if node is None or check is None or check.asset_key is not None:
-            continue  # a test on an asset reruns with the asset (indirect selection)
-        selectors.append(f"{node.package}.{node.name}" if node.package else node.name)
-    return selectors
-
-
-def _unfinished(project: Project, resolved, log, last: dict, run_vars: dict) -> list[str]:
-    """The assets a run that never finished (killed, crashed) selected but did not complete."""
-    from assets import SelectionError
-    from orchestration.engine.plan import plan_run
-
-    graph = _retry_graph(project, resolved, run_vars)
-    indirect = (last.get("flags") or {}).get("indirect_selection") or "eager"
-    try:
-        plan = plan_run(graph, last.get("selection"), last.get("exclude"), indirect=indirect)
-    except SelectionError as exc:
-        raise _fail(f"run {last['run_id']} did not finish and its selection no longer parses: {exc}") from None
-    done = {m.asset_key for m in log.materializations(last["run_id"]) if m.status == "success"}
-    todo = sorted(str(k) for k in plan.selected if graph.specs[k].builds and str(k) not in done)
-    console.print(
-        f"[yellow]run {last['run_id']} did not finish[/] (killed or crashed): {len(done)} asset(s) completed "
-        f"before it stopped and are kept; {len(todo)} left to run"
-    )
-    return todo
 
 
 @app.command()

@@ -7,8 +7,6 @@ writer thread talks to the run log, so a slow run log (PostgreSQL over a network
 
 from __future__ import annotations
 
-import queue
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -17,22 +15,21 @@ import sqlalchemy as sa
 from assets.keys import AssetKey
 from assets.run_log import Materialization
 from orchestration.warehouse.run_log import RunLog
+from orchestration.worker import QueueWorker
 
 
 class Checkpoints:
     def __init__(self, run_log: RunLog, run_id: str, target: str, graph: Any) -> None:
         self.run_log, self.run_id, self.target, self.graph = run_log, run_id, target, graph
         self.errors: list[str] = []
-        self._queue: queue.Queue[Materialization | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._write, name="headwater-checkpoints", daemon=True)
-        self._writer.start()
+        self._worker: QueueWorker[Materialization] = QueueWorker("headwater-checkpoints", self._write)
 
     def success(self, key: AssetKey, started: datetime | None, ended: datetime | None, rows: int | None = None) -> None:
         """Queue ``key``'s success (any thread); unknown keys are ignored."""
         spec = self.graph.specs.get(key)
         if spec is None:
             return
-        self._queue.put(
+        self._worker.put(
             Materialization(
                 str(key),
                 self.run_id,
@@ -48,15 +45,21 @@ class Checkpoints:
             )
         )
 
-    def close(self) -> None:
-        """Write what is queued and stop the writer."""
-        self._queue.put(None)
-        self._writer.join()
+    def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued (at most ``timeout`` seconds) and stop the writer; what was not written in time is
+        named in ``errors`` (``finish_run`` records the whole run anyway)."""
+        self._worker.close(timeout)
+        self.errors.extend(self._worker.errors)
 
-    def _write(self) -> None:
-        while (record := self._queue.get()) is not None:
-            try:
-                self.run_log.checkpoint(record)
-            except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
-                first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-                self.errors.append(f"run-log checkpoint of {record.asset_key}: {type(exc).__name__}: {first}")
+    def __enter__(self) -> Checkpoints:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, record: Materialization) -> None:
+        try:
+            self.run_log.checkpoint(record)
+        except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
+            first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+            self.errors.append(f"run-log checkpoint of {record.asset_key}: {type(exc).__name__}: {first}")

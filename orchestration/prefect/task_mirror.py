@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import queue
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,6 +20,7 @@ from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending,
 
 from orchestration.engine.outcomes import MirroredTask, Outcome
 from orchestration.prefect._compat import emit_task_run_state_change_event
+from orchestration.worker import QueueWorker
 
 __all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
 
@@ -41,43 +40,43 @@ class TaskRunMirror:
         self.ids: dict[str, uuid.UUID] = {node: uuid.uuid4() for node in sorted(self.tasks)}
         self._runs: dict[str, TaskRun] = {}
         self._last_event: dict[str, Event | None] = {}
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=self._context.run, args=(self._loop,), name="headwater-mirror", daemon=True
-        )
-        self._thread.start()
         self.errors: list[str] = []
+        self._worker: QueueWorker[tuple[str, str, datetime, str, str | None]] = QueueWorker(
+            "headwater-mirror", self._record, contextvars.copy_context()
+        )
 
     # -- producer side: called from dbt's threads, must stay cheap ------------------------------------
     def open(self, node_id: str, at: datetime | None = None) -> None:
         """The node started (an attempt begins)."""
-        self._queue.put(("open", node_id, at or datetime.now(UTC), "", None))
+        self._worker.put(("open", node_id, at or datetime.now(UTC), "", None))
 
     def finish(self, node_id: str, outcome: str, message: str = "", at: datetime | None = None) -> None:
         """The node's attempt ended with ``outcome`` (an :class:`Outcome` value)."""
-        self._queue.put(("finish", node_id, at or datetime.now(UTC), message, outcome))
+        self._worker.put(("finish", node_id, at or datetime.now(UTC), message, outcome))
 
     def close(self, timeout: float = 60.0) -> None:
-        """Flush the queue and stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Record what is queued (at most ``timeout`` seconds) and stop the thread; what was not recorded in time is
+        named in ``errors``."""
+        self._worker.close(timeout)
+        self.errors.extend(self._worker.errors)
+
+    def __enter__(self) -> TaskRunMirror:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- consumer side: the mirror thread --------------------------------------------------------------
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            kind, node_id, at, message, outcome = item
-            try:
-                if kind == "open":
-                    self._on_open(node_id, at)
-                else:
-                    self._on_finish(node_id, at, outcome, message)
-            except Exception as exc:  # recording must never break the run; the failure is reported at the end
-                self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
-                logger.warning("could not record task run for %s: %s", node_id, exc)
+    def _record(self, item: tuple[str, str, datetime, str, str | None]) -> None:
+        kind, node_id, at, message, outcome = item
+        try:
+            if kind == "open":
+                self._on_open(node_id, at)
+            else:
+                self._on_finish(node_id, at, outcome or Outcome.FAILED, message)
+        except Exception as exc:  # recording must never break the run; the failure is reported at the end
+            self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
+            logger.warning("could not record task run for %s: %s", node_id, exc)
 
     def _task_run(self, node_id: str, at: datetime, *, announce: bool = True) -> TaskRun:
         """The node's task run, created on first use; ``announce`` emits its Pending state (skipped when the

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 from dbt.adapters.exceptions.connection import FailedToConnectError
 
-from orchestration.dbt.executor import _connection_failure
+from orchestration.dbt.errors import _connection_failure
 
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 

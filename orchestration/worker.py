@@ -1,0 +1,63 @@
+"""One background thread that consumes a queue: callers on any thread only put (dbt's threads never wait on Prefect
+or the run log), and closing it is bounded and says what was not written.
+
+Used by the task-run mirror (``orchestration.prefect.task_mirror``) and the run-log checkpoints
+(``orchestration.engine.checkpoints``); both are context managers through it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class QueueWorker(Generic[T]):
+    """Runs ``handle(item)`` for each item put, in order, on one daemon thread named ``name``.
+
+    ``handle`` records its own failures (the worker never stops on one); what :meth:`close` could not get written
+    in time is added to ``errors``.
+    """
+
+    def __init__(self, name: str, handle: Callable[[T], None], context: contextvars.Context | None = None) -> None:
+        self.name = name
+        self.errors: list[str] = []
+        self._handle = handle
+        self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        run: Callable[..., Any] = (context or contextvars.copy_context()).run
+        self._thread = threading.Thread(target=run, args=(self._loop,), name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, item: T) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(item)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued, waiting at most ``timeout`` seconds; anything left is named in ``errors``."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            with self._lock:
+                left = self._pending
+            self.errors.append(f"{self.name}: {left} record(s) not written within {timeout:g} s (the writer hung)")
+
+    def __enter__(self) -> QueueWorker[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._handle(item)
+            finally:
+                with self._lock:
+                    self._pending -= 1

@@ -1,0 +1,40 @@
+"""The queue worker behind the task-run mirror and the checkpoints: in order, never stopped by a failing record,
+and a close that waits a bounded time and says how many records it could not write."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from orchestration.worker import QueueWorker
+
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
+
+def test_records_are_handled_in_order_and_a_failing_one_does_not_stop_the_rest() -> None:
+    seen: list[int] = []
+    errors: list[str] = []
+
+    def handle(item: int) -> None:
+        try:
+            if item == 2:
+                raise ValueError("a broken record")
+            seen.append(item)
+        except ValueError as exc:  # as the mirror does: record the failure, keep going
+            errors.append(str(exc))
+
+    with QueueWorker("test-writer", handle) as worker:
+        for i in range(5):
+            worker.put(i)
+    assert seen == [0, 1, 3, 4] and errors == ["a broken record"] and worker.errors == []
+
+
+def test_a_hung_writer_is_given_up_on_after_the_timeout_and_the_unwritten_records_are_counted() -> None:
+    release = threading.Event()
+    worker: QueueWorker[int] = QueueWorker("test-writer", lambda item: release.wait(30))
+    for i in range(3):
+        worker.put(i)
+    worker.close(timeout=0.3)
+    release.set()
+    assert worker.errors == ["test-writer: 3 record(s) not written within 0.3 s (the writer hung)"]
