@@ -91,8 +91,11 @@ class DbtSegment:
         options: executor.DbtOptions = executor.NO_OPTIONS,
         on_progress: Callable[[str, str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        runner: Callable[..., executor.BuildResult] | None = None,
     ) -> None:
         self.project = project
+        self.runner = runner or executor.build
+        """Runs ``dbt build`` (``executor.build``'s signature); a test hands in one that replays recorded results."""
         self.target = target
         self.graph = graph
         self.mirror = mirror
@@ -158,7 +161,7 @@ class DbtSegment:
     def _invoke(self, nodes: frozenset[str], whole_project: bool) -> executor.BuildResult:
         self._doomed, self._opened, self._running = set(), set(), nodes
         self.rounds += 1
-        result = executor.build(
+        result = self.runner(
             self.project,
             self.target,
             None if whole_project else nodes,

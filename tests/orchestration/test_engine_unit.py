@@ -1,0 +1,148 @@
+"""The engine alone: the retry state machine, transient warehouse errors, the stage builder and the task-run mirror,
+with an injected dbt runner that replays results (and dbt's node events) and a recorder in place of Prefect. The
+same parts run against real dbt and a real Prefect server in test_engine.py and test_dbt_semantics.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from assets import AssetGraph, AssetKey, CheckSpec, Severity, build_asset_graph
+from orchestration.dbt.executor import BuildResult, NodeEvent, NodeResult, WarehouseConnectionError
+from orchestration.engine.dbt_segment import DbtNodePolicy, DbtSegment, WarehouseLost
+from orchestration.engine.outcomes import MirroredTask, Outcome
+from orchestration.engine.plan import plan_run
+from tests.orchestration.test_engine_rounds import MANIFEST
+
+pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
+
+
+class Recorder:
+    """A TaskRecorder that keeps every call, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def open(self, node_id: str, at: datetime | None = None) -> None:
+        self.calls.append(("open", node_id, ""))
+
+    def finish(self, node_id: str, outcome: str, message: str = "", at: datetime | None = None) -> None:
+        self.calls.append(("finish", node_id, outcome))
+
+    def history(self, node_id: str) -> list[str]:
+        return [outcome or kind for kind, node, outcome in self.calls if node == node_id]
+
+
+class ReplayedDbt:
+    """``executor.build`` replayed: round N answers ``rounds[N]`` (unique id -> status) for the nodes asked, sending
+    dbt's start/finish events as dbt's callbacks do; an exception in ``rounds`` is raised instead."""
+
+    def __init__(self, rounds: list[dict[str, str] | BaseException]) -> None:
+        self.rounds = rounds
+        self.asked: list[set[str] | None] = []
+
+    def __call__(self, project, target, nodes=None, *, extra=(), options=None, on_event=None) -> BuildResult:
+        self.asked.append(None if nodes is None else set(nodes))
+        answer = self.rounds[min(len(self.asked), len(self.rounds)) - 1]
+        if isinstance(answer, BaseException):
+            raise answer
+        chosen = {uid: status for uid, status in answer.items() if nodes is None or uid in nodes}
+        for uid, status in chosen.items():
+            if on_event and status != "skipped":
+                on_event(NodeEvent("start", uid))
+                on_event(NodeEvent("finish", uid, status, "boom" if status == "error" else ""))
+        results = [NodeResult(uid, status, "boom" if status == "error" else "", 0.0) for uid, status in chosen.items()]
+        return BuildResult(success=all(s in ("success", "pass") for s in chosen.values()), results=results)
+
+
+def _segment(dbt: ReplayedDbt, recorder: Recorder, budgets: dict[str, int], sleeps: list[float] | None = None):
+    graph = build_asset_graph(manifest=MANIFEST)
+    policies = {uid: DbtNodePolicy(budgets.get(uid, 0), 5.0) for uid in MANIFEST["nodes"]}
+    return DbtSegment(
+        None, None, graph, recorder, policies, sleep=(sleeps if sleeps is not None else []).append, runner=dbt
+    )
+
+
+ALL_PASS = {uid: ("pass" if uid.startswith("test.") else "success") for uid in MANIFEST["nodes"]}
+
+
+def test_a_model_that_fails_once_is_retried_and_its_task_shows_both_attempts() -> None:
+    recorder, sleeps = Recorder(), []
+    first = {**ALL_PASS, "model.p.r": "error", "model.p.c": "skipped", "model.p.d": "skipped"}
+    dbt = ReplayedDbt([first, ALL_PASS])
+    outcomes = _segment(dbt, recorder, {"model.p.r": 1}, sleeps).run(list(MANIFEST["nodes"]))
+    assert dbt.asked[1] == {"model.p.r", "model.p.c", "model.p.d"}, "the failed node and what it held back"
+    assert outcomes["model.p.r"].status == "success" and outcomes["model.p.r"].attempts == 2
+    assert recorder.history("model.p.r") == ["open", Outcome.AWAITING_RETRY, "open", Outcome.SUCCESS]
+    assert sleeps == [5.0], "the retry delay of the node's policy"
+
+
+def test_a_model_that_always_fails_gets_budget_plus_one_attempts_and_its_descendants_stay_skipped() -> None:
+    recorder = Recorder()
+    failing = {**ALL_PASS, "model.p.r": "error", "model.p.c": "skipped", "model.p.d": "skipped"}
+    dbt = ReplayedDbt([failing])
+    outcomes = _segment(dbt, recorder, {"model.p.r": 2}).run(list(MANIFEST["nodes"]))
+    assert len(dbt.asked) == 3 and outcomes["model.p.r"].attempts == 3 and outcomes["model.p.r"].failed
+    assert recorder.history("model.p.r")[-1] == Outcome.FAILED
+    for held_back in ("model.p.c", "model.p.d"):
+        assert outcomes[held_back].status == "skipped", held_back
+        assert recorder.history(held_back)[-1] == Outcome.SKIPPED
+    assert outcomes["model.p.b"].status == "success", "the branch that does not read r is built"
+
+
+def test_a_lost_warehouse_is_retried_within_the_budget_then_every_node_fails_with_the_reason() -> None:
+    lost = WarehouseConnectionError("dbt build could not run: ...", "connection refused")
+    sleeps: list[float] = []
+    outcomes = _segment(ReplayedDbt([lost, ALL_PASS]), Recorder(), {"model.p.a": 1}, sleeps).run(["model.p.a"])
+    assert outcomes["model.p.a"].status == "success" and sleeps == [5.0]
+    with pytest.raises(WarehouseLost, match="connection refused"):
+        _segment(ReplayedDbt([lost]), Recorder(), {}).run(["model.p.a"])
+
+
+def _graph_with_gx_error_suite_on(key: str) -> AssetGraph:
+    graph = build_asset_graph(manifest=MANIFEST)
+    suite = CheckSpec(AssetKey.parse(key), "rows_valid", Severity.ERROR, f"gx.{key}.rows_valid", kind="gx")
+    return AssetGraph.from_specs(graph.specs.values(), [*graph.checks, suite], graph.nodes.values(), "p")
+
+
+def test_a_gx_error_suite_cuts_the_build_into_stages_and_a_test_runs_with_its_asset() -> None:
+    stages = plan_run(_graph_with_gx_error_suite_on("main.a")).stages()
+    assert set(stages[0]) == {"model.p.a", "model.p.r", "model.p.d", "test.p.unique_a"}
+    assert set(stages[1]) == {"model.p.b", "model.p.c"}, "a's readers wait for its suite"
+    assert len(plan_run(build_asset_graph(manifest=MANIFEST)).stages()) == 1, "no gate: one stage"
+
+
+def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkeypatch) -> None:
+    from orchestration.prefect import task_mirror
+
+    emitted: list[tuple[str, str | None, str, list]] = []
+
+    def record(task_run, initial_state, validated_state, follows):
+        edges = [r.id for r in task_run.task_inputs.get("wait_for", [])]
+        emitted.append((task_run.name, initial_state and initial_state.name, validated_state.name, edges))
+        return None
+
+    monkeypatch.setattr(task_mirror, "emit_task_run_state_change_event", record)
+    tasks: Iterable[MirroredTask] = [MirroredTask("a", "main.a"), MirroredTask("b", "main.b", upstream=("a",))]
+    t0 = datetime.now(UTC)
+    with task_mirror.TaskRunMirror(uuid4(), tasks) as mirror:
+        mirror.open("a", t0)
+        mirror.finish("a", Outcome.AWAITING_RETRY, "boom", t0 + timedelta(seconds=1))
+        mirror.open("a", t0 + timedelta(seconds=2))
+        mirror.finish("a", Outcome.SUCCESS, "", t0 + timedelta(seconds=3))
+        mirror.finish("b", Outcome.SKIPPED, "upstream main.a failed", t0 + timedelta(seconds=3))
+    assert mirror.errors == []
+    a_states = [(initial, state) for name, initial, state, _ in emitted if name == "main.a"]
+    assert a_states == [
+        (None, "Running"),
+        ("Running", "AwaitingRetry"),
+        ("AwaitingRetry", "Retrying"),
+        ("Retrying", "Completed"),
+    ]
+    b_events = [(state, edges) for name, _, state, edges in emitted if name == "main.b"]
+    assert [state for state, _ in b_events] == ["Pending", "Skipped"]
+    assert b_events[-1][1] == [mirror.ids["a"]], "b's task run waits for a's"
+    assert mirror.summary() == {"a": 2, "b": 0}, "attempts per node: a ran twice, b never"
