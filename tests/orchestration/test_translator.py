@@ -11,6 +11,7 @@ import pytest
 
 from assets import AssetKey, DbtTranslator
 from tests.conftest import REPO, base_env, run_cli
+from tests.orchestration.test_changes import _compiled
 
 TRANSLATOR = """
 from assets import AssetKey, DbtTranslator
@@ -80,9 +81,9 @@ def test_every_reader_of_the_manifest_keys_assets_by_the_projects_translator(pro
     assert linked == 1 and "not_null_orders_id" in copy["nodes"]["model.headwater.orders"]["description"]
 
     # change plans key both sides by it
-    old, new = _compiled("select a from raw.t"), _compiled("select a, b from raw.t")
+    old, new = _compiled({"m": 'select a from "db"."raw"."t"'}), _compiled({"m": 'select a, b from "db"."raw"."t"'})
     (change,) = build_change_plan(old, new, project, translator).changes
-    assert change.key == "wh.raw.m", change
+    assert change.key == "wh.main.m", change
     assert "raw_shop.orders" in graph.specs.keys() | {str(k) for k in graph.specs}, "sources keep their keys"
 
 
@@ -104,31 +105,6 @@ def _no_lineage():
     from assets.lineage import ColumnLineage
 
     return ColumnLineage()
-
-
-def _compiled(sql: str) -> dict:
-    source = {
-        "resource_type": "source",
-        "name": "t",
-        "schema": "raw",
-        "relation_name": '"db"."raw"."t"',
-        "columns": {"a": {"name": "a"}, "b": {"name": "b"}},
-    }
-    model = {
-        "resource_type": "model",
-        "name": "m",
-        "schema": "raw",
-        "relation_name": '"db"."raw"."m"',
-        "compiled_code": sql.replace("raw.t", '"db"."raw"."t"'),
-        "config": {"materialized": "table"},
-        "fqn": ["p", "m"],
-    }
-    return {
-        "metadata": {"adapter_type": "duckdb"},
-        "nodes": {"model.p.m": model},
-        "sources": {"source.p.raw.t": source},
-        "child_map": {"source.p.raw.t": ["model.p.m"]},
-    }
 
 
 @pytest.mark.unit
