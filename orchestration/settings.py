@@ -99,6 +99,20 @@ class Settings:
 _CACHE: dict[Path, tuple[int, Settings]] = {}
 
 
+def settings_document(path: Path, fix: str) -> Mapping[str, Any]:
+    """The document at ``path``: a project's headwater.yml through :meth:`Settings.load` (read once per version),
+    another file (``HEADWATER_ALERTS_FILE``) as it is.
+
+    Raises:
+        ConfigFileError: not valid YAML; names the file, the line and ``fix``.
+    """
+    path = Path(path)
+    if path.name == FILE:
+        return Settings.load(path.parent).document
+    document = read_yaml(path, fix) or {}
+    return document if isinstance(document, dict) else {}
+
+
 def project_defaults(project: Project) -> dict[str, Any]:
     """``vars: headwater:`` of the dbt project (Headwater's retry defaults), or empty."""
     path = project.dbt_project_dir / "dbt_project.yml"

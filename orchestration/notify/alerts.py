@@ -217,9 +217,9 @@ def load_router(path: Path | None) -> AlertRouter:
     """
     if path is None or not path.exists():
         return AlertRouter()
-    from orchestration.errors import read_yaml
+    from orchestration.settings import settings_document
 
-    document = read_yaml(path, "fix the file (its alerts: section routes the run's alerts)") or {}
+    document = settings_document(path, "fix the file (its alerts: section routes the run's alerts)")
     section = document.get("alerts") or {}
     problems: list[str] = []
     notifiers: dict[str, Notifier] = {}

@@ -17,6 +17,7 @@ from typing import Any, cast
 from orchestration.errors import read_yaml
 from orchestration.notify.alerts import Notifier, load_router
 from orchestration.project import Project
+from orchestration.settings import settings_document
 
 ENTRYPOINT = "orchestration/prefect/flow.py:materialize_flow"
 DEFAULT_POOL = "headwater-process"
@@ -104,7 +105,7 @@ def automation_notifiers(project: Project, path: Path) -> list[Notifier]:
     """
     if not path.exists():
         return []
-    document = read_yaml(path, "fix the file (its automations: section)") or {}
+    document = settings_document(path, "fix the file (its automations: section)")
     names = ((document.get("automations") or {}).get("flow-run-failed") or {}).get("notify") or []
     router = load_router(path)
     unknown = [n for n in names if n not in router.notifiers]
