@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from assets.checks import period
+from assets.code_versions import code_version_of
 from assets.keys import AssetKey
 from assets.nodes import LIST_TYPES, NodeSpec
 from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
@@ -129,6 +130,8 @@ class DbtTranslator:
 
     def __init__(self, defaults: RunPolicy | None = None) -> None:
         self.defaults = defaults or RunPolicy()
+        self.macros: Mapping[str, Any] = {}
+        """The manifest's macros, set by :func:`read_manifest` before any node is translated."""
 
     def get_asset_key(self, node: Node) -> AssetKey:
         return default_asset_key(node)
@@ -146,7 +149,12 @@ class DbtTranslator:
         return node.get("description") or ""
 
     def get_code_version(self, node: Node) -> str | None:
-        return (node.get("checksum") or {}).get("checksum")
+        """What the node's data is made from: its file (dbt's checksum: SQL, a seed's CSV, a snapshot), the config
+        that changes data, and every macro it calls, transitively. None when dbt gives no checksum."""
+        checksum = (node.get("checksum") or {}).get("checksum")
+        if not checksum:
+            return None
+        return code_version_of(node, self.macros)
 
     def get_policy(self, node: Node) -> RunPolicy:
         hw = _headwater_meta(node)
@@ -258,6 +266,7 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
         ManifestError: entries without the fields Headwater needs, all listed at once.
     """
     translator = translator or DbtTranslator()
+    translator.macros = manifest.get("macros") or {}
     problems: list[str] = []
     by_id: dict[str, AssetSpec] = {}
     nodes: dict[str, NodeSpec] = {}

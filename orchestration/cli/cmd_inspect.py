@@ -47,7 +47,7 @@ def assets(
 
     from rich.table import Table
 
-    from assets.run_log import stale_reasons
+    from assets.run_log import stale_from_log
     from orchestration.warehouse.run_log import RunLog
 
     if output not in ("table", "json"):
@@ -63,7 +63,8 @@ def assets(
             line = {"unique_id": uid, "resource_type": node.resource_type, "name": name}
             print(json.dumps(line))
         return
-    stale = stale_reasons(graph, RunLog.for_target(project, resolved).latest()[1])
+    run_log = RunLog.for_target(project, resolved)
+    stale = stale_from_log(graph, *run_log.latest(), run_log.latest_checks())
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
     for column in ("key", "kind", "layer", "upstream", "checks", "stale"):
         table.add_column(
@@ -99,7 +100,7 @@ def status(
     """The last materialization of each asset (run, status, attempts, rows, when) and whether it is stale."""
     from rich.table import Table
 
-    from assets.run_log import stale_reasons
+    from assets.run_log import stale_from_log
     from orchestration.cli.console import styled
     from orchestration.warehouse.run_log import RunLog
 
@@ -109,7 +110,7 @@ def status(
     run_log = RunLog.for_target(project, resolved)
     latest, successful = run_log.latest()
     checks = run_log.latest_checks()
-    stale = stale_reasons(graph, successful)
+    stale = stale_from_log(graph, latest, successful, checks)
     table = Table(title=f"Asset status on {resolved.name}")
     wide = console.width >= 150  # the kind and the run id only where they fit beside whole keys
     columns = ["key", *(["kind"] if wide else []), "status", "tries", "rows", "ended", *(["run"] if wide else [])]

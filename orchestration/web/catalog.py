@@ -15,7 +15,7 @@ from typing import Any
 
 from assets.graph import AssetGraph
 from assets.keys import AssetKey
-from assets.run_log import CheckRecord, Materialization, stale_reasons
+from assets.run_log import CheckRecord, Materialization, stale_from_log
 
 PAGE = Path(__file__).with_name("catalog_page.html")
 _DOCS_KINDS = {"source": "source", "model": "model", "seed": "seed", "snapshot": "snapshot", "exposure": "exposure"}
@@ -80,7 +80,7 @@ def asset_document(
 ) -> dict[str, Any]:
     """Everything the catalog shows about one asset (``stale``: the graph's stale reasons, if already known)."""
     now = now or datetime.now(UTC)
-    stale = stale if stale is not None else stale_reasons(graph, state.successful)
+    stale = stale if stale is not None else stale_from_log(graph, state.latest, state.successful, state.checks)
     spec = graph.specs[key]
     record = state.latest.get(str(key))
     checks: list[dict[str, Any]] = []
@@ -141,7 +141,7 @@ def graph_document(graph: AssetGraph, state: RunState) -> dict[str, Any]:
     rows_in_column: dict[int, int] = {}
     nodes = []
     now = datetime.now(UTC)
-    stale = stale_reasons(graph, state.successful)
+    stale = stale_from_log(graph, state.latest, state.successful, state.checks)
     for key in sorted(graph.toposorted(), key=lambda k: (depth[k], graph.specs[k].layer, str(k))):
         document = asset_document(graph, key, state, now, stale)
         column = depth[key]
@@ -220,7 +220,7 @@ def create_app(
     @app.get("/api/assets")
     def api_assets() -> list[dict[str, Any]]:
         state = read_state(tables)
-        stale = stale_reasons(graph, state.successful)
+        stale = stale_from_log(graph, state.latest, state.successful, state.checks)
         return [asset_document(graph, key, state, stale=stale, docs=docs) for key in graph.toposorted()]
 
     @app.get("/api/assets/{key}")
