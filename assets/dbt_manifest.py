@@ -132,6 +132,9 @@ class DbtTranslator:
         self.defaults = defaults or RunPolicy()
         self.macros: Mapping[str, Any] = {}
         """The manifest's macros, set by :func:`read_manifest` before any node is translated."""
+        self.vars: Mapping[str, Any] = {}
+        """The run's dbt vars (dbt_project.yml's, then ``--vars``): part of the code version of a node that reads
+        ``var()``."""
 
     def get_asset_key(self, node: Node) -> AssetKey:
         return default_asset_key(node)
@@ -154,7 +157,7 @@ class DbtTranslator:
         checksum = (node.get("checksum") or {}).get("checksum")
         if not checksum:
             return None
-        return code_version_of(node, self.macros)
+        return code_version_of(node, self.macros, self.vars)
 
     def get_policy(self, node: Node) -> RunPolicy:
         hw = _headwater_meta(node)

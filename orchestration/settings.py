@@ -65,7 +65,9 @@ class Settings:
         _CACHE[path] = (stamp, settings)
         return settings
 
-    def translator(self, defaults: Mapping[str, Any] | None = None) -> DbtTranslator:
+    def translator(
+        self, defaults: Mapping[str, Any] | None = None, dbt_vars: Mapping[str, Any] | None = None
+    ) -> DbtTranslator:
         """The project's translator, with the project's run defaults (``vars: headwater:`` of dbt_project.yml).
 
         Raises:
@@ -77,7 +79,7 @@ class Settings:
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
         )
         if self.dbt_translator is None:
-            return DbtTranslator(policy)
+            return _with_vars(DbtTranslator(policy), dbt_vars)
         module_name, _, class_name = self.dbt_translator.partition(":")
         root = str(self.path.parent)
         if root not in sys.path:
@@ -93,7 +95,12 @@ class Settings:
             raise ConfigFileError(
                 f"{self.path}: dbt_translator {self.dbt_translator!r} is not a subclass of assets.DbtTranslator"
             )
-        return found(policy)
+        return _with_vars(found(policy), dbt_vars)
+
+
+def _with_vars(translator: DbtTranslator, dbt_vars: Mapping[str, Any] | None) -> DbtTranslator:
+    translator.vars = dict(dbt_vars or {})
+    return translator
 
 
 _CACHE: dict[Path, tuple[int, Settings]] = {}
@@ -119,6 +126,15 @@ def project_defaults(project: Project) -> dict[str, Any]:
     document = read_yaml(path, "fix the file (dbt reads it too)") or {}
     value = (document.get("vars") or {}).get("headwater") or {}
     return value if isinstance(value, dict) else {}
+
+
+def project_vars(project: Project, cli_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The vars dbt renders with: ``vars:`` of dbt_project.yml, overridden by ``--vars`` (what a code version of a
+    node that reads ``var()`` includes)."""
+    path = project.dbt_project_dir / "dbt_project.yml"
+    document = read_yaml(path, "fix the file (dbt reads it too)") or {}
+    found = document.get("vars") or {}
+    return {**(found if isinstance(found, dict) else {}), **dict(cli_vars or {})}
 
 
 def project_translator(project: Project) -> DbtTranslator:

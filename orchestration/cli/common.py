@@ -94,7 +94,7 @@ def _graph(project: Project, resolved, options=None):
     from assets.dag import CycleError
     from orchestration.dbt import executor
     from orchestration.engine.plan import asset_graph
-    from orchestration.settings import Settings, project_defaults
+    from orchestration.settings import Settings, project_defaults, project_vars
 
     options = options or executor.NO_OPTIONS
     with console.status("parsing the dbt project"):
@@ -118,7 +118,7 @@ def _graph(project: Project, resolved, options=None):
             project.is_headwater_dbt_project,
             python_specs,
             project.suites_dir,
-            Settings.load(project.root).translator(defaults),
+            Settings.load(project.root).translator(defaults, project_vars(project, options.vars)),
             project.dlt_schemas(resolved.name),
         )
     except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:

@@ -39,7 +39,7 @@ from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
 from orchestration.project import Project
-from orchestration.settings import Settings, project_defaults
+from orchestration.settings import Settings, project_defaults, project_vars
 from orchestration.warehouse.lock import target_lock
 from orchestration.warehouse.run_log import RunLog
 from orchestration.warehouse.targets import Target, resolve_target
@@ -230,7 +230,8 @@ def _materialize(
     interrupts.at("preparing the manifest")
     manifest = executor.parse(project, resolved, options)
     defaults = project_defaults(project)
-    translator = Settings.load(project.root).translator(defaults)  # the one translator, for every reader
+    # the one translator, for every reader; the run's vars are part of the code version of nodes that read them
+    translator = Settings.load(project.root).translator(defaults, project_vars(project, options.vars))
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
     schemas = project.dlt_schemas(resolved.name)

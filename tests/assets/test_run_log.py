@@ -102,3 +102,21 @@ def test_a_dbt_nodes_code_version_moves_with_its_sql_config_and_any_macro_it_cal
     assert code_version_of({**node, "checksum": {"checksum": "abd"}}, macros) != base
     deeper = {**macros, "macro.p.round2": {"macro_sql": "round({{ x }}, 4)", "depends_on": {"macros": []}}}
     assert code_version_of(node, deeper) != base, "a macro two calls away changed"
+
+
+def test_a_var_change_moves_the_code_version_of_nodes_that_read_vars_and_no_other() -> None:
+    from assets.code_versions import code_version_of
+
+    macros = {"macro.p.since": {"macro_sql": "where d >= '{{ var(\"start\") }}'", "depends_on": {"macros": []}}}
+    reader = {
+        "checksum": {"checksum": "a"},
+        "raw_code": "select * from t {{ since() }}",
+        "depends_on": {"macros": ["macro.p.since"]},
+    }
+    plain = {"checksum": {"checksum": "b"}, "raw_code": "select 1", "depends_on": {"macros": []}}
+    assert code_version_of(reader, macros, {"start": "2026-01-01"}) != code_version_of(
+        reader, macros, {"start": "2026-02-01"}
+    )
+    assert code_version_of(plain, macros, {"start": "2026-01-01"}) == code_version_of(
+        plain, macros, {"start": "2026-02-01"}
+    )
