@@ -121,6 +121,8 @@ def _run_and_report(project: Project, resolved, server, parameters: dict) -> Non
             f"[red]run failed[/] on target {report.target} (flow run {report.run_id}); "
             "`headwater retry` re-runs only the failed and skipped assets"
         )
+    if server is None and report.run_url:  # a server that outlives the command: its page is worth a click
+        console.print(f"in Prefect's UI: {report.run_url}", soft_wrap=True)
     _finish(report, 0 if report.ok else 1, server)
 
 

@@ -52,6 +52,8 @@ class MaterializeReport:
     """Set when the warehouse stopped answering during the run (what failed, where, the driver's words)."""
     task_runs: int = 0
     flow_run_id: str | None = None
+    run_url: str | None = None
+    """The flow run's page in Prefect's UI, when the server has one (``PREFECT_UI_URL``, derived from the API URL)."""
     dbt_statuses: dict[str, str] = field(default_factory=dict)
     """The final dbt status of every node dbt reported (hooks included), by unique id: dbt's own counts."""
     vars: dict[str, Any] = field(default_factory=dict)

@@ -319,7 +319,8 @@ def _materialize(
         report.notes.extend(checks.notes)
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None
-        router.dispatch(alerts_for(plan.graph, report, run_url=_run_url(flow_run_id)))  # ends at its deadline
+        report.run_url = _run_url(flow_run_id)
+        router.dispatch(alerts_for(plan.graph, report, run_url=report.run_url))  # ends at its deadline
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
         materializations, check_records = records(plan.graph, report)

@@ -98,6 +98,13 @@ def test_failed_run_exits_nonzero_and_says_how_to_resume(run) -> None:
     assert "headwater retry" in run["first"].stdout
 
 
+def test_a_run_on_a_standing_server_links_its_flow_run_page(run) -> None:
+    """Prefect's UI URL derives from PREFECT_API_URL (``.../api`` -> ``...``); the link is the flow run's page."""
+    output = " ".join(run["first"].stdout.split())
+    ui = run["api"].removesuffix("/api")
+    assert f"in Prefect's UI: {ui}/runs/flow-run/{flow_run_id(run['first'].stdout)}" in output, output[-2000:]
+
+
 def test_one_task_run_per_node_named_by_key_with_edges(run) -> None:
     runs = by_name(read_task_runs(run["api"], flow_run_id(run["first"].stdout), expect_at_least=9))
     models = {
