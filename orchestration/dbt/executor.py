@@ -236,6 +236,10 @@ def _cache_key(project: Project, target: Target, options: DbtOptions) -> tuple[s
     return (str(project.dbt_project_dir), str(project.profiles_dir), target.name, options.vars_text)
 
 
+_FAILED_STATUSES = ("error", "fail", "runtime error")
+"""Node statuses whose message is an error worth showing (a success's message is dbt's row summary)."""
+
+
 def _event_listener(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], None]:
     def listener(event: Any) -> None:
         name = event.info.name
@@ -245,7 +249,9 @@ def _event_listener(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], No
         if name == "NodeStart":
             on_event(NodeEvent("start", node.unique_id))
         else:
-            on_event(NodeEvent("finish", node.unique_id, status=node.node_status))
+            result = getattr(event.data, "run_result", None)  # NodeFinished carries the node's result and its error
+            message = str(getattr(result, "message", "") or "")[:2000] if node.node_status in _FAILED_STATUSES else ""
+            on_event(NodeEvent("finish", node.unique_id, status=node.node_status, message=message))
 
     return listener
 

@@ -149,6 +149,8 @@ def test_flaky_model_succeeds_on_its_second_attempt(run) -> None:
 def test_broken_model_gets_budget_plus_one_attempts_and_skips_only_descendants(run) -> None:
     runs = by_name(read_task_runs(run["api"], flow_run_id(run["first"].stdout), expect_at_least=9))
     assert (runs["main.broken"].state_name, runs["main.broken"].run_count) == ("Failed", 3)
+    message = runs["main.broken"].state.message or ""
+    assert "broken beyond retries" in message, message  # the node's own error where Prefect's UI shows the state
     for name in ("main.broken_child", "main.broken_grandchild", "main.broken_child:not_null_broken_child_id"):
         assert runs[name].state_name == "Skipped", name
     for name in ("main.base", "main.sibling", "main.sibling:not_null_sibling_id"):
