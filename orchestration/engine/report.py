@@ -248,3 +248,52 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
         for c in latest.values()
     ]
     return materializations, checks
+
+
+_ROWS = 50
+"""Rows per table in the run's summary artifact: the rest is counted, never silently dropped."""
+
+
+def summary_markdown(report: MaterializeReport) -> str:
+    """The run summary as Markdown, for the flow run's artifact in Prefect's UI: the verdict, counts, what failed,
+    was skipped or did not finish (with the first line of why), the failed and warned checks, and quarantined rows."""
+
+    def cell(text: Any) -> str:
+        first = str(text or "").strip().splitlines()[0] if str(text or "").strip() else ""
+        return first.replace("|", "\\|")[:200]
+
+    verdict = f"interrupted ({report.interrupted})" if report.interrupted else "success" if report.ok else "failed"
+    counts: dict[str, int] = {}
+    for result in report.assets.values():
+        counts[result.status] = counts.get(result.status, 0) + 1
+    dbt = report.dbt_counts()
+    lines = [
+        f"# Headwater run on `{report.target}`: {verdict}",
+        "",
+        f"Run `{report.run_id}`; assets: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + f"; dbt: PASS={dbt['pass']} WARN={dbt['warn']} ERROR={dbt['error']} SKIP={dbt['skip']} TOTAL={dbt['total']}",
+    ]
+    troubled = sorted(
+        (r for r in report.assets.values() if r.status in ("failed", "skipped", "interrupted")),
+        key=lambda r: (r.status, r.key),
+    )
+    if troubled:
+        lines += ["", "| asset | status | attempts | why |", "|---|---|---|---|"]
+        lines += [f"| `{r.key}` | {r.status} | {r.attempts} | {cell(r.message)} |" for r in troubled[:_ROWS]]
+        if len(troubled) > _ROWS:
+            lines.append(f"| ... | {len(troubled) - _ROWS} more | | |")
+    noted = sorted((c for c in report.checks if c.status in ("fail", "error", "warn")), key=lambda c: c.check.id)
+    if noted:
+        lines += ["", "| check | severity | status | failures | detail |", "|---|---|---|---|---|"]
+        lines += [
+            f"| `{c.check.id}` | {c.check.severity.value} | {c.status} | {'' if c.failures is None else c.failures} "
+            f"| {cell(c.message)} |"
+            for c in noted[:_ROWS]
+        ]
+        if len(noted) > _ROWS:
+            lines.append(f"| ... | | {len(noted) - _ROWS} more | | |")
+    if report.quarantined:
+        shown = ", ".join(f"`{key}` {n:,}" for key, n in sorted(report.quarantined.items()))
+        lines += ["", f"Quarantined rows (kept with their reason in `<dataset>._headwater_quarantine`): {shown}"]
+    return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ from orchestration.engine.stages import bad_assets, build_dbt
 from orchestration.engine.tasks import mirrored_tasks
 from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
+from orchestration.prefect.artifacts import publish_summary, run_url
 from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
 from orchestration.project import Project
 from orchestration.settings import Settings, project_defaults, project_vars
@@ -319,10 +320,12 @@ def _materialize(
         report.notes.extend(checks.notes)
         report.task_runs = len(mirror.summary())
         report.flow_run_id = str(flow_run_id) if flow_run_id else None
-        report.run_url = _run_url(flow_run_id)
+        report.run_url = run_url(flow_run_id)
         router.dispatch(alerts_for(plan.graph, report, run_url=report.run_url))  # ends at its deadline
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
+        if flow_run_id:
+            publish_summary(report)
         materializations, check_records = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
         try:
@@ -388,10 +391,3 @@ def _joined(expression: str | list[str] | None) -> str | None:
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:
     result = report.assets.get(str(key))
     return result is not None and result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")
-
-
-def _run_url(flow_run_id: Any) -> str | None:
-    from prefect.settings import PREFECT_UI_URL
-
-    base = PREFECT_UI_URL.value()
-    return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else None

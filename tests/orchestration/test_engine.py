@@ -98,6 +98,27 @@ def test_failed_run_exits_nonzero_and_says_how_to_resume(run) -> None:
     assert "headwater retry" in run["first"].stdout
 
 
+def test_the_flow_run_carries_the_run_summary_as_a_markdown_artifact(run) -> None:
+    import httpx
+
+    # the REST API directly: Prefect 3.8's client sends unset filters as null (422), and empty flow-run and task-run
+    # filters match no artifact
+    body = {
+        "artifacts": {"flow_run_id": {"any_": [flow_run_id(run["first"].stdout)]}},
+        "sort": "CREATED_DESC",
+        "limit": 10,
+        "offset": 0,
+    }
+    response = httpx.post(f"{run['api']}/artifacts/filter", json=body, timeout=30)
+    response.raise_for_status()
+    (artifact,) = response.json()
+    assert artifact["key"] == "headwater-run-summary" and artifact["type"] == "markdown"
+    text = artifact["data"]
+    assert text.startswith("# Headwater run on `") and ": failed" in text.splitlines()[0], text[:500]
+    assert "| `main.broken` | failed | 3 | Runtime Error in model broken (models/broken.sql) |" in text, text
+    assert "| `main.broken_child` | skipped |" in text, text
+
+
 def test_a_run_on_a_standing_server_links_its_flow_run_page(run) -> None:
     """Prefect's UI URL derives from PREFECT_API_URL (``.../api`` -> ``...``); the link is the flow run's page."""
     output = " ".join(run["first"].stdout.split())

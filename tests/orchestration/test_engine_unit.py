@@ -146,3 +146,19 @@ def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkey
     assert [state for state, _ in b_events] == ["Pending", "Skipped"]
     assert b_events[-1][1] == [mirror.ids["a"]], "b's task run waits for a's"
     assert mirror.summary() == {"a": 2, "b": 0}, "attempts per node: a ran twice, b never"
+
+
+def test_the_run_summary_names_every_trouble_up_to_a_bound_and_counts_the_rest() -> None:
+    from orchestration.engine.report import AssetResult, MaterializeReport, summary_markdown
+
+    report = MaterializeReport(run_id="r1", target="dev", selection=None)
+    for i in range(60):
+        report.assets[f"main.m{i:02d}"] = AssetResult(
+            f"main.m{i:02d}", "dbt_model", "failed", 1, None, None, message="a | b\nmore"
+        )
+    report.assets["main.ok"] = AssetResult("main.ok", "dbt_model", "success", 1, None, None)
+    text = summary_markdown(report)
+    assert text.splitlines()[0] == "# Headwater run on `dev`: failed"
+    assert "assets: 60 failed, 1 success" in text
+    assert "| `main.m00` | failed | 1 | a \\| b |" in text, "first line of the error, pipes escaped"
+    assert "| ... | 10 more | | |" in text and "main.m50" not in text
