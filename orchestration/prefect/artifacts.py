@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
+from assets.checks import CheckOutcome
 from orchestration.engine.report import MaterializeReport, summary_markdown
 
 
@@ -14,14 +17,43 @@ def run_url(flow_run_id: Any) -> str | None:
     return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else None
 
 
-def publish_summary(report: MaterializeReport) -> None:
-    """The run summary as a markdown artifact on the flow run (Prefect's UI shows it on the run's Artifacts tab);
-    a server that refuses it costs the run nothing but a line in its report."""
-    from prefect.artifacts import create_markdown_artifact
+def publish_summary(report: MaterializeReport, task_run_ids: Mapping[str, UUID] | None = None) -> None:
+    """The run summary as a markdown artifact on the flow run (Prefect's UI shows it on the run's Artifacts tab), and
+    each failed or warned check's detail (its sample of failing values) as an artifact on the check's task run; a
+    server that refuses them costs the run nothing but a line in its report."""
+    from prefect.artifacts import MarkdownArtifact, create_markdown_artifact
 
     try:
         create_markdown_artifact(
             markdown=summary_markdown(report), key="headwater-run-summary", description="Headwater run summary"
         )
-    except Exception as exc:  # the artifact is a view of the report: the run's record matters more
-        report.mirror_errors.append(f"run summary artifact: {type(exc).__name__}: {exc}")
+        ids = task_run_ids or {}
+        noted = [c for c in report.checks if c.status in ("fail", "error", "warn") and c.check.unique_id in ids]
+        for outcome in sorted(noted, key=lambda c: c.check.id)[:_CHECK_ARTIFACTS]:
+            MarkdownArtifact(
+                markdown=check_markdown(outcome),
+                description=f"failing rows of {outcome.check.id}",
+                task_run_id=ids[outcome.check.unique_id],
+            ).create(_sync=True)  # type: ignore[call-arg]  # async_dispatch: _sync runs it here
+    except Exception as exc:  # the artifacts are a view of the report: the run's record matters more
+        report.mirror_errors.append(f"run artifacts: {type(exc).__name__}: {exc}")
+
+
+_CHECK_ARTIFACTS = 50
+"""Check artifacts a run publishes at most (the summary counts every failed check)."""
+
+
+def check_markdown(outcome: CheckOutcome) -> str:
+    """One failed or warned check for its task run: what it checks, its verdict, how many rows, and the sample."""
+    check = outcome.check
+    failures = "" if outcome.failures is None else f", {outcome.failures:,} failing row(s)"
+    lines = [
+        f"# `{check.id}`: {outcome.status}",
+        "",
+        f"Severity {check.severity.value}{failures}. {check.description}".strip(),
+        "",
+        "```",
+        (outcome.message or "(no detail)")[:4000],
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

@@ -325,7 +325,7 @@ def _materialize(
         report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
         report.disabled_notifiers = router.disabled
         if flow_run_id:
-            publish_summary(report)
+            publish_summary(report, mirror.ids)
         materializations, check_records = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
         try:

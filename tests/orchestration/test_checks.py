@@ -71,7 +71,29 @@ def gated(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
         "retry_tables": retry_tables,
         "alerts": receiver.by_path("/hook"),
         "task_runs": read_task_runs(prefect_server, flow_run_id, expect_at_least=20),
+        "artifacts": _artifacts(prefect_server, flow_run_id),
     }
+
+
+def _artifacts(api: str, flow_run_id: str) -> list[dict]:
+    """The flow run's artifacts and its task runs', through the REST API (Prefect 3.8's client sends null filters)."""
+    import httpx
+
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC", "limit": 200, "offset": 0}
+    response = httpx.post(f"{api}/artifacts/filter", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_a_failed_checks_failing_values_are_an_artifact_on_its_task_run(gated) -> None:
+    by_name = {r.name: r for r in gated["task_runs"]}
+    check_run = by_name["main.base:amount_not_negative"]
+    on_check = [a for a in gated["artifacts"] if a["task_run_id"] == str(check_run.id)]
+    assert len(on_check) == 1, gated["artifacts"]
+    text = on_check[0]["data"]
+    assert text.startswith("# `main.base:amount_not_negative`: fail") and "-5" in text, text
+    summary = [a for a in gated["artifacts"] if a["key"] == "headwater-run-summary"]
+    assert len(summary) == 1 and "`main.base:amount_not_negative`" in summary[0]["data"]
 
 
 def test_a_failing_error_check_skips_exactly_its_downstream(gated) -> None:
