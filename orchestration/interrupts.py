@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from orchestration.warehouse._compat import SQLALCHEMY_RELEASE_FUNCTIONS
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _received: list[int] = []
@@ -39,7 +41,7 @@ class Interrupted(KeyboardInterrupt):
         return signal.Signals(self.signum).name
 
 
-_CLEANUP = frozenset({"close", "do_close", "_close_connection", "_finalize_fairy", "dispose", "__del__"})
+_CLEANUP = frozenset({"close", "do_close", "dispose", "__del__", *SQLALCHEMY_RELEASE_FUNCTIONS})
 """Functions that release something (a connection, a pool): a signal arriving inside one is raised just
 after it, not in it: an exception there leaks what it was releasing, and libraries log it with a traceback
 (SQLAlchemy's pool did, closing a GX connection)."""

@@ -83,7 +83,7 @@ class Settings:
         module_name, _, class_name = self.dbt_translator.partition(":")
         root = str(self.path.parent)
         if root not in sys.path:
-            sys.path.insert(0, root)  # the project's own modules import from its root, as python_assets do
+            sys.path.insert(0, root)  # a translator module may live at the project root, beside headwater.yml
         try:
             found = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
@@ -120,21 +120,24 @@ def settings_document(path: Path, fix: str) -> Mapping[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def project_defaults(project: Project) -> dict[str, Any]:
-    """``vars: headwater:`` of the dbt project (Headwater's retry defaults), or empty."""
+def _dbt_project_vars(project: Project) -> dict[str, Any]:
+    """``vars:`` of the dbt project's dbt_project.yml, or empty."""
     path = project.dbt_project_dir / "dbt_project.yml"
     document = read_yaml(path, "fix the file (dbt reads it too)") or {}
-    value = (document.get("vars") or {}).get("headwater") or {}
+    found = document.get("vars") or {}
+    return found if isinstance(found, dict) else {}
+
+
+def project_defaults(project: Project) -> dict[str, Any]:
+    """``vars: headwater:`` of the dbt project (Headwater's retry defaults), or empty."""
+    value = _dbt_project_vars(project).get("headwater") or {}
     return value if isinstance(value, dict) else {}
 
 
 def project_vars(project: Project, cli_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The vars dbt renders with: ``vars:`` of dbt_project.yml, overridden by ``--vars`` (what a code version of a
     node that reads ``var()`` includes)."""
-    path = project.dbt_project_dir / "dbt_project.yml"
-    document = read_yaml(path, "fix the file (dbt reads it too)") or {}
-    found = document.get("vars") or {}
-    return {**(found if isinstance(found, dict) else {}), **dict(cli_vars or {})}
+    return {**_dbt_project_vars(project), **dict(cli_vars or {})}
 
 
 def project_translator(project: Project) -> DbtTranslator:

@@ -69,7 +69,7 @@ class SuiteRunner:
         self.context.variables.progress_bars = {"globally": False}
         # GX writes data sources into great_expectations.yml: store a ${VAR} reference, never the URL; GX reads that
         # variable from the environment only, so it is set while this runner works (close() removes it).
-        os.environ[warehouse.env_var] = warehouse.url
+        self._expose()
         self.datasource = self.context.data_sources.add_or_update_sql(
             name=f"headwater_{warehouse.target}", connection_string="${" + warehouse.env_var + "}"
         )
@@ -99,7 +99,7 @@ class SuiteRunner:
         name the suite file, rather than raising.
         """
         gx = self.gx
-        os.environ[self.warehouse.env_var] = self.warehouse.url  # close() took it out; GX resolves it per connection
+        self._expose()  # close() took it out; GX resolves it per connection
         asset_name = f"{schema}.{table}"
         try:
             asset = self.datasource.get_asset(asset_name)
@@ -140,10 +140,14 @@ class SuiteRunner:
 
     def build_docs(self) -> Path | None:
         """Build GX Data Docs from every stored validation result; returns the index page."""
-        os.environ[self.warehouse.env_var] = self.warehouse.url
+        self._expose()
         self.context.build_data_docs()
         index = data_docs_index(self.root_dir)
         return index if index.exists() else None
+
+    def _expose(self) -> None:
+        """The warehouse URL where GX's ``${VAR}`` reference finds it, while this runner works."""
+        os.environ[self.warehouse.env_var] = self.warehouse.url
 
     def close(self) -> None:
         """Close GX's persisted warehouse connections (DuckDB allows one writer; dbt needs it next), and take the

@@ -75,3 +75,13 @@ def test_multiprocessing_still_has_the_exit_hook_the_fast_exit_runs() -> None:
     import multiprocessing.util
 
     assert callable(getattr(multiprocessing.util, "_exit_function", None))
+
+
+def test_sqlalchemy_still_releases_pooled_connections_through_the_named_functions() -> None:
+    import sqlalchemy.pool.base as pool_base
+
+    from orchestration.warehouse._compat import SQLALCHEMY_RELEASE_FUNCTIONS
+
+    assert SQLALCHEMY_RELEASE_FUNCTIONS == ("_close_connection", "_finalize_fairy")
+    assert callable(getattr(pool_base.Pool, "_close_connection", None)), "Pool._close_connection moved"
+    assert callable(getattr(pool_base, "_finalize_fairy", None)), "sqlalchemy.pool.base._finalize_fairy moved"

@@ -45,7 +45,7 @@ def lost_connection(message: str) -> str | None:
     return None
 
 
-def _connection_failure(exc: BaseException) -> str | None:
+def connection_failure(exc: BaseException) -> str | None:
     """The reason, when ``exc`` (or what it wraps) is a connection failure of dbt's adapter or the driver."""
     seen: set[int] = set()
     current: BaseException | None = exc

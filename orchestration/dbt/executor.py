@@ -23,7 +23,7 @@ from orchestration import interrupts
 from orchestration.dbt.errors import (
     DbtInvocationError,
     WarehouseConnectionError,
-    _connection_failure,
+    connection_failure,
     lost_connection,
 )
 from orchestration.project import Project
@@ -361,7 +361,7 @@ def build(
                 f"dbt build could not open the DuckDB file for {waited:.0f} s: another process holds it "
                 f"({_first_line(result.exception)}); close it (a `duckdb` shell, a notebook) and run again"
             )
-        reason = _connection_failure(result.exception)
+        reason = connection_failure(result.exception)
         if reason is not None:
             raise WarehouseConnectionError(f"dbt build could not run: {result.exception}", reason)
         raise DbtInvocationError(f"dbt build could not run: {result.exception}")

@@ -21,7 +21,10 @@ def publish_summary(report: MaterializeReport, task_run_ids: Mapping[str, UUID] 
     """The run summary as a markdown artifact on the flow run (Prefect's UI shows it on the run's Artifacts tab), and
     each failed or warned check's detail (its sample of failing values) as an artifact on the check's task run; a
     server that refuses them costs the run nothing but a line in its report."""
-    from prefect.artifacts import MarkdownArtifact, create_markdown_artifact
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.runtime import flow_run
 
     try:
         create_markdown_artifact(
@@ -29,12 +32,19 @@ def publish_summary(report: MaterializeReport, task_run_ids: Mapping[str, UUID] 
         )
         ids = task_run_ids or {}
         noted = [c for c in report.checks if c.status in ("fail", "error", "warn") and c.check.unique_id in ids]
-        for outcome in sorted(noted, key=lambda c: c.check.id)[:_CHECK_ARTIFACTS]:
-            MarkdownArtifact(
-                markdown=check_markdown(outcome),
-                description=f"failing rows of {outcome.check.id}",
-                task_run_id=ids[outcome.check.unique_id],
-            ).create(_sync=True)  # type: ignore[call-arg]  # async_dispatch: _sync runs it here
+        if noted:  # the client's public call: create_markdown_artifact cannot name another task run
+            current = flow_run.get_id()
+            with get_client(sync_client=True) as client:
+                for outcome in sorted(noted, key=lambda c: c.check.id)[:_CHECK_ARTIFACTS]:
+                    client.create_artifact(
+                        ArtifactCreate(
+                            type="markdown",
+                            data=check_markdown(outcome),
+                            description=f"failing rows of {outcome.check.id}",
+                            flow_run_id=UUID(current) if current else None,
+                            task_run_id=ids[outcome.check.unique_id],
+                        )
+                    )
     except Exception as exc:  # the artifacts are a view of the report: the run's record matters more
         report.mirror_errors.append(f"run artifacts: {type(exc).__name__}: {exc}")
 

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 from dbt.adapters.exceptions.connection import FailedToConnectError
 
-from orchestration.dbt.errors import _connection_failure
+from orchestration.dbt.errors import connection_failure
 
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 
@@ -24,11 +24,11 @@ def _wrapped(inner: BaseException) -> RuntimeError:
 
 def test_a_refused_or_dropped_connection_is_transient_with_its_line_as_the_reason() -> None:
     refused = FailedToConnectError('connection to server at "127.0.0.1", port 6543 failed: Connection refused')
-    assert _connection_failure(refused) == 'connection to server at "127.0.0.1", port 6543 failed: Connection refused'
+    assert connection_failure(refused) == 'connection to server at "127.0.0.1", port 6543 failed: Connection refused'
     dropped = _wrapped(psycopg2.OperationalError("server closed the connection unexpectedly\n\tThis probably means"))
-    assert _connection_failure(dropped) == "server closed the connection unexpectedly"
+    assert connection_failure(dropped) == "server closed the connection unexpectedly"
 
 
 def test_a_wrong_password_or_a_bad_project_is_not_transient() -> None:
-    assert _connection_failure(psycopg2.OperationalError('password authentication failed for user "x"')) is None
-    assert _connection_failure(ValueError("could not connect the dots")) is None, "the type decides first"
+    assert connection_failure(psycopg2.OperationalError('password authentication failed for user "x"')) is None
+    assert connection_failure(ValueError("could not connect the dots")) is None, "the type decides first"
