@@ -188,7 +188,10 @@ def test_nothing_is_built_on_a_failed_seed_even_where_dbt_sees_no_edge(runs) -> 
     assert ours["seed.edge.raw_payments"] == theirs["seed.edge.raw_payments"] == "error"
     assert ours["model.edge.stg_payments"] == "skipped" and theirs["model.edge.stg_payments"] != "skipped"
     readers = {"model.edge.stg_payments"} | graph.node_dag.downstream(["model.edge.stg_payments"])
-    differing = {uid for uid in ours.keys() | theirs.keys() if ours.get(uid) != theirs.get(uid)}
+    # a singular test that reads the seed's table with no ref (no edge): plain dbt runs it in parallel with the seed,
+    # before or after the seed fails, so dbt itself gives it either verdict (a fresh clone saw it differ once)
+    racy_in_dbt = {"test.edge.assert_no_small_raw_payments"}
+    differing = {uid for uid in ours.keys() | theirs.keys() if ours.get(uid) != theirs.get(uid)} - racy_in_dbt
     assert differing <= readers, sorted(differing - readers)
     assert all(ours[uid] == "skipped" for uid in differing if uid in ours)
 
