@@ -8,10 +8,12 @@ signal ends the process at once: what is recorded stays "running", which ``headw
 
 from __future__ import annotations
 
+import _weakrefset
 import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -45,6 +47,10 @@ _CLEANUP = frozenset({"close", "do_close", "dispose", "__del__", *SQLALCHEMY_REL
 """Functions that release something (a connection, a pool): a signal arriving inside one is raised just
 after it, not in it: an exception there leaks what it was releasing, and libraries log it with a traceback
 (SQLAlchemy's pool did, closing a GX connection)."""
+_SWALLOWING = frozenset({weakref.__file__, _weakrefset.__file__})
+"""Modules whose functions Python calls as weak-reference callbacks (a WeakKeyDictionary's ``remove``, a
+``finalize``): an exception raised in one is printed as "Exception ignored in" and dropped, so the run went on
+and later reported the interruption a second time (CI saw it at the raw tables' checks)."""
 _DEFER_AT_MOST = 2.0
 _deferred: list[float] = []
 
@@ -52,7 +58,7 @@ _deferred: list[float] = []
 def _in_cleanup(frame: FrameType | None) -> bool:
     depth = 0
     while frame is not None and depth < 40:
-        if frame.f_code.co_name in _CLEANUP:
+        if frame.f_code.co_name in _CLEANUP or frame.f_code.co_filename in _SWALLOWING:
             return True
         frame, depth = frame.f_back, depth + 1
     return False

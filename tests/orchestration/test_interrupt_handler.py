@@ -15,7 +15,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 
 SCRIPT = """
-import os, signal, time
+import os, signal, time, weakref
 from orchestration import interrupts
 
 done = []
@@ -24,6 +24,16 @@ def close():  # a release the signal arrives in
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep({hold})
     done.append("closed")
+
+class Held:
+    pass
+
+def dropped():  # a weak-reference callback the signal arrives in: Python prints and drops what it raises
+    held = Held()
+    weakref.finalize(held, os.kill, os.getpid(), signal.SIGTERM)
+    del held
+    time.sleep(5)
+    done.append("went on")
 
 def work():
     os.kill(os.getpid(), signal.SIGTERM)
@@ -43,6 +53,7 @@ def _run(call: str, hold: float) -> str:
     code = textwrap.dedent(SCRIPT).format(call=call, hold=hold)
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert "Exception ignored" not in out.stderr, out.stderr
     return out.stdout.strip()
 
 
@@ -56,3 +67,9 @@ def test_a_signal_inside_a_release_is_raised_after_it() -> None:
 
 def test_a_release_stuck_longer_than_the_grace_is_interrupted() -> None:
     assert _run("close", 30) == "SIGTERM 143 []"
+
+
+def test_a_signal_inside_a_weak_reference_callback_is_raised_after_it() -> None:
+    """Python drops what a weakref callback raises (CI: a SIGTERM in a WeakKeyDictionary's ``remove`` during GX):
+    the interruption is raised once the callback returns, not lost and not reported twice."""
+    assert _run("dropped", 0) == "SIGTERM 143 []"
