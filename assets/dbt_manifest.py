@@ -135,6 +135,9 @@ class DbtTranslator:
         self.vars: Mapping[str, Any] = {}
         """The run's dbt vars (dbt_project.yml's, then ``--vars``): part of the code version of a node that reads
         ``var()``."""
+        self.env: Mapping[str, str] = {}
+        """The environment dbt renders with: an ``env_var('NAME')`` a node reads is part of its code version (set by
+        whoever runs dbt; the asset model reads no environment itself)."""
 
     def get_asset_key(self, node: Node) -> AssetKey:
         return default_asset_key(node)
@@ -157,7 +160,7 @@ class DbtTranslator:
         checksum = (node.get("checksum") or {}).get("checksum")
         if not checksum:
             return None
-        return code_version_of(node, self.macros, self.vars)
+        return code_version_of(node, self.macros, self.vars, self.env)
 
     def get_policy(self, node: Node) -> RunPolicy:
         hw = _headwater_meta(node)
@@ -244,11 +247,32 @@ def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTransl
         path=node.get("original_file_path") or "",
         package=node.get("package_name") or "",
         source_name=node.get("source_name") or "",
-        config={"materialized": config.get("materialized")} if config.get("materialized") else {},
+        config=_spec_config(node, config),
         policy=translator.get_policy(node) if kind.is_dbt else RunPolicy(),
         meta=_headwater_meta(node),
         node_ids=(unique_id,),
+        relation=_relation(node),
     )
+
+
+def _spec_config(node: Node, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the asset model keeps of a node's config: how it materializes, and a source's ``loaded_at_field`` (how a
+    state-aware run sees that a source Headwater does not load has new data)."""
+    kept: dict[str, Any] = {}
+    if config.get("materialized"):
+        kept["materialized"] = config["materialized"]
+    loaded_at = node.get("loaded_at_field") or config.get("loaded_at_field")
+    if loaded_at:
+        kept["loaded_at_field"] = str(loaded_at)
+    return kept
+
+
+def _relation(node: Node) -> str:
+    """``schema.identifier`` of the warehouse object a node builds or reads (a source's ``identifier``, a model's
+    ``alias``); empty when the node names none."""
+    name = node.get("identifier") or node.get("alias") or node.get("name")
+    schema = node.get("schema")
+    return f"{schema}.{name}" if schema and name else ""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ one node per relation, their checks, and the finer graph of selectable nodes tha
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -210,5 +211,29 @@ def build_asset_graph(
             "DbtTranslator subclass):\n  " + "\n  ".join(problems)
         )
     return AssetGraph.from_specs(
-        merged, [*(read.checks if read else ()), *checks], read.nodes if read else (), read.project_name if read else ""
+        _through_ephemeral(merged),
+        [*(read.checks if read else ()), *checks],
+        read.nodes if read else (),
+        read.project_name if read else "",
     )
+
+
+def _through_ephemeral(specs: list[AssetSpec]) -> list[AssetSpec]:
+    """Specs whose code version also covers the ephemeral models they read (transitively): dbt compiles an
+    ephemeral model's SQL into its readers, so a change there changes what the readers build. A reader of an
+    ephemeral model with no code version has none either (unknown: rebuilt every run)."""
+    by_key = {s.key: s for s in specs}
+    folded: dict[AssetKey, str | None] = {}
+
+    def version(spec: AssetSpec) -> str | None:
+        if spec.key not in folded:
+            folded[spec.key] = spec.code_version  # a cycle (reported elsewhere) ends here
+            inlined = [by_key[d] for d in spec.deps if d in by_key and by_key[d].ephemeral]
+            parts = [spec.code_version, *(version(e) for e in inlined)]
+            if None in parts:
+                folded[spec.key] = None
+            elif inlined:
+                folded[spec.key] = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+        return folded[spec.key]
+
+    return [s if s.code_version == version(s) else s.merged(code_version=version(s)) for s in specs]

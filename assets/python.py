@@ -6,6 +6,8 @@ as a task of the same flow, after its upstream assets, with an :class:`AssetCont
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +67,7 @@ def asset(
             name=asset_key.name,
             fqn=(fn.__module__.split(".")[0], asset_key.name),
             policy=RunPolicy(retries=retries),
+            code_version=_source_version(fn),
         )
         return PythonAsset(spec=spec, fn=fn)
 
@@ -74,3 +77,13 @@ def asset(
 def collect(namespace: dict[str, Any]) -> list[PythonAsset]:
     """The Python assets defined in a module's namespace, in name order."""
     return [value for _, value in sorted(namespace.items()) if isinstance(value, PythonAsset)]
+
+
+def _source_version(fn: Callable[..., Any]) -> str | None:
+    """A hash of the source of the module that defines ``fn``: a Python asset is stale when that module changes.
+    None (rebuilt every run) when the source cannot be read."""
+    try:
+        text = inspect.getsource(inspect.getmodule(fn) or fn)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

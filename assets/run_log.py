@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from assets.graph import AssetGraph
 from assets.keys import AssetKey
+from assets.specs import AssetKind, AssetSpec
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Materialization:
 
     asset_key: str
     run_id: str
-    status: str  # success | failed | skipped | unchanged
+    status: str  # success | failed | skipped | unchanged | interrupted | fresh | observed (a source)
     attempts: int
     started_at: datetime | None
     ended_at: datetime | None
@@ -26,6 +27,8 @@ class Materialization:
     kind: str = ""
     message: str = ""
     target: str = ""
+    data_version: str | None = None
+    """For a source Headwater does not load: the newest ``loaded_at_field`` value when it was observed to move."""
 
 
 @dataclass(frozen=True)
@@ -50,55 +53,105 @@ def stale_reasons(
     *,
     blocked: Iterable[str] = (),
     now: datetime | None = None,
+    present: Collection[str] | None = None,
+    done: Iterable[AssetKey] = (),
 ) -> dict[AssetKey, str]:
-    """Why each asset Headwater builds is stale; what is absent is fresh. ``headwater assets``, ``status`` and the
-    catalog all ask this one function.
+    """Why each asset Headwater builds is stale; what is absent is fresh. A state-aware ``headwater materialize``
+    builds exactly these (among those selected), and ``headwater assets``, ``status`` and the catalog show them: one
+    function decides for all. When in doubt, stale.
 
-    ``successful`` is the newest successful materialization per key, ``latest`` the newest of any status, ``blocked``
-    the keys a blocking check failed on in its latest run. Stale, in this order:
+    ``successful`` is the newest successful materialization per key (for a source Headwater does not load: the
+    newest observation at which its ``loaded_at_field`` moved), ``latest`` the newest of any status, ``blocked`` the
+    keys a blocking check failed on in its latest run, ``present`` the relations (``schema.identifier``, lower case)
+    in the warehouse when it was looked at, ``done`` what this run materialized already (the dlt tables it
+    ingested). Stale, in this order:
 
-    - never materialized;
+    - missing: never materialized, or (``present`` given) its relation is not in the warehouse;
     - unfinished: the last attempt failed, was skipped or interrupted, or a blocking check on it failed;
-    - code changed since its last success (its code version differs: SQL, data-changing config, macros it calls; a
-      dlt table's columns and contract);
+    - code changed since its last success (its code version differs: SQL, data-changing config, macros it calls,
+      vars and env vars it reads, ephemeral models it inlines; a dlt table's columns and contract), or either
+      code version is unknown;
     - due: ``meta.headwater.always: true``, or older than ``meta.headwater.max_age`` (``90s``, ``30m``, ``24h``,
       ``7d``);
-    - upstream data changed: an upstream asset materialized after it.
+    - upstream: an upstream asset is stale itself, or materialized after it (a dlt table that loaded rows), or is a
+      source Headwater does not load whose ``loaded_at_field`` moved since, or that has no ``loaded_at_field``
+      (nothing can tell that it did not change).
 
-    Assets Headwater does not build (external sources, exposures) are never stale.
+    Assets Headwater does not build (external sources, exposures, ephemeral models) are never stale themselves.
     """
     latest = latest or {}
     blocked = set(blocked)
+    done = set(done)
     now = now or datetime.now(UTC)
     reasons: dict[AssetKey, str] = {}
     for key in graph.toposorted():
         spec = graph.specs[key]
-        if not spec.builds:
+        if not spec.builds or key in done:
             continue
-        mine = successful.get(str(key))
-        last = latest.get(str(key))
-        if mine is None or mine.ended_at is None:
-            reasons[key] = "never materialized"
-            continue
-        if last is not None and last.status in UNFINISHED:
-            reasons[key] = f"last attempt {last.status} (run {last.run_id[:8]})"
-            continue
-        if str(key) in blocked:
-            reasons[key] = "a blocking check on it failed in its last run"
-            continue
-        if spec.code_version and mine.code_version and spec.code_version != mine.code_version:
-            reasons[key] = "code changed since last materialization"
-            continue
-        due = _due(spec.meta, mine.ended_at, now)
-        if due:
-            reasons[key] = due
-            continue
-        for dep in spec.deps:
-            theirs = successful.get(str(dep))
-            if theirs is not None and theirs.ended_at is not None and theirs.ended_at > mine.ended_at:
-                reasons[key] = f"upstream {dep} materialized since"
-                break
+        reason = _own_reason(spec, successful.get(str(key)), latest.get(str(key)), blocked, present, now)
+        if reason is None:
+            reason = _upstream_reason(graph, spec, successful, reasons)
+        if reason is not None:
+            reasons[key] = reason
     return reasons
+
+
+def _own_reason(
+    spec: AssetSpec,
+    mine: Materialization | None,
+    last: Materialization | None,
+    blocked: set[str],
+    present: Collection[str] | None,
+    now: datetime,
+) -> str | None:
+    if mine is None or mine.ended_at is None:
+        return "never materialized"
+    if present is not None and spec.kind is not AssetKind.DBT_FUNCTION and spec.relation_name.lower() not in present:
+        return f"its relation {spec.relation_name} is not in the warehouse"
+    if last is not None and last.status in UNFINISHED:
+        return f"last attempt {last.status} (run {last.run_id[:8]})"
+    if str(spec.key) in blocked:
+        return "a blocking check on it failed in its last run"
+    if spec.code_version is None:
+        return (
+            "its code version cannot be known (a computed env_var name, a seed over 1 MiB, an unreadable Python "
+            "module, a dlt table with no stored schema): rebuilt every run"
+        )
+    if mine.code_version is None:
+        return "its last materialization recorded no code version"
+    if spec.code_version != mine.code_version:
+        return "code changed since last materialization"
+    return _due(spec.meta, mine.ended_at, now)
+
+
+def _upstream_reason(
+    graph: AssetGraph, spec: AssetSpec, successful: Mapping[str, Materialization], reasons: Mapping[AssetKey, str]
+) -> str | None:
+    mine = successful.get(str(spec.key))
+    if mine is None or mine.ended_at is None:  # _own_reason said "never materialized" already
+        return None
+    for dep in spec.deps:
+        upstream = graph.specs.get(dep)
+        if upstream is None:
+            continue
+        if dep in reasons:
+            return f"upstream {dep} is stale"
+        theirs = successful.get(str(dep))
+        if upstream.kind is AssetKind.SOURCE:
+            if not upstream.config.get("loaded_at_field"):
+                return f"reads source {dep}, which has no loaded_at_field: nothing can tell that it did not change"
+            if theirs is None or theirs.ended_at is None:
+                return f"source {dep} has not been observed yet"
+            if _after(theirs.ended_at, mine.ended_at):
+                return f"source {dep}: {theirs.message}" if theirs.message else f"source {dep} has new data since"
+            continue
+        if theirs is not None and theirs.ended_at is not None and _after(theirs.ended_at, mine.ended_at):
+            return f"upstream {dep} materialized since"
+    return None
+
+
+def _after(a: datetime, b: datetime) -> bool:
+    return (a if a.tzinfo else a.replace(tzinfo=UTC)) > (b if b.tzinfo else b.replace(tzinfo=UTC))
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -149,6 +202,9 @@ def stale_from_log(
     successful: Mapping[str, Materialization],
     checks: Mapping[tuple[str, str], tuple[CheckRecord, Any]],
     now: datetime | None = None,
+    *,
+    present: Collection[str] | None = None,
+    done: Iterable[AssetKey] = (),
 ) -> dict[AssetKey, str]:
     """:func:`stale_reasons` from what the run log holds (``RunLog.latest`` and ``RunLog.latest_checks``)."""
-    return stale_reasons(graph, successful, latest, blocked=blocked_keys(checks), now=now)
+    return stale_reasons(graph, successful, latest, blocked=blocked_keys(checks), now=now, present=present, done=done)

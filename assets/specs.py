@@ -84,6 +84,13 @@ class AssetSpec:
     policy: RunPolicy = RunPolicy()
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     node_ids: tuple[str, ...] = ()
+    relation: str = ""
+    """``schema.identifier`` of the warehouse object it is (a dbt node's schema and alias); empty: its key."""
+
+    @property
+    def relation_name(self) -> str:
+        """Where it lives in the warehouse, ``schema.identifier``."""
+        return self.relation or str(self.key)
 
     @property
     def ephemeral(self) -> bool:

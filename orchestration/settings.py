@@ -9,6 +9,7 @@ key everywhere.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class Settings:
 
 def _with_vars(translator: DbtTranslator, dbt_vars: Mapping[str, Any] | None) -> DbtTranslator:
     translator.vars = dict(dbt_vars or {})
+    translator.env = dict(os.environ)  # what dbt's env_var() reads in this process
     return translator
 
 

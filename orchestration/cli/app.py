@@ -214,11 +214,20 @@ def materialize(
     retry_delay: Annotated[
         float | None, typer.Option(help="Seconds between retry rounds (overrides meta and defaults).")
     ] = None,
+    build_all: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Build every selected asset, stale or not (default: only the stale; --full-refresh implies it).",
+        ),
+    ] = False,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
-    """The main job: ingest with dlt, build with dbt, run the checks, as one Prefect flow."""
+    """The main job: ingest with dlt, then build and check, as one Prefect flow, the selected assets that are stale
+    (never built here, code or upstream data changed, failed last time, due by max_age); fresh ones are kept.
+    `headwater assets` shows which are stale and why."""
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
     options = _options(vars, full_refresh=full_refresh, threads=threads)
@@ -235,6 +244,7 @@ def materialize(
         full_refresh=full_refresh,
         threads=threads,
         indirect_selection=indirect_selection,
+        build_all=build_all,
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
@@ -309,6 +319,7 @@ def retry(
         vars=run_vars,
         full_refresh=flags.get("full_refresh", False) if full_refresh is None else full_refresh,
         threads=threads if threads is not None else flags.get("threads"),
+        build_all=True,  # what retry selects runs again, stale or not (a failed warn-severity test reruns too)
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )

@@ -64,6 +64,7 @@ _STATUS_STYLE = {
     "fail": "red",
     "failed": "red",
     "interrupted": "red",
+    "fresh": "cyan",
 }
 
 
@@ -136,6 +137,8 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.engine.repor
         if len(ordered) > MAX_ROWS:
             detail.add_row(f"... {len(ordered) - MAX_ROWS} more", "", "", "`headwater status` lists every asset")
         tables.append(detail)
+    if report.state_aware:
+        tables.append(state_table(report))
     if report.checks:
         by_kind = Table(title="Checks")
         statuses = sorted({c.status for c in report.checks})
@@ -184,3 +187,29 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.engine.repor
             alerts.add_row("", "", f"[red]{error}[/]")
         tables.append(alerts)
     return tables
+
+
+def state_table(report) -> Table:
+    """A stale-only run: each asset it built with why it was stale, then the fresh ones it kept, counted by why
+    when there are many (the run's artifact in Prefect and `headwater assets` list each)."""
+    table = Table(title="Stale-only run: built because / kept fresh (`--all` builds everything)")
+    table.add_column("asset", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("why", overflow="fold", min_width=24)
+    built = sorted(report.stale.items())
+    for key, why in built[:MAX_ROWS]:
+        table.add_row(key, "[green]built[/]", why)
+    if len(built) > MAX_ROWS:
+        table.add_row(f"... {len(built) - MAX_ROWS} more built", "", "`headwater status` lists every asset")
+    fresh = sorted(report.fresh, key=lambda r: r.key)
+    if len(fresh) <= 5:
+        for result in fresh:
+            table.add_row(result.key, styled("fresh"), result.message)
+    else:
+        names = ", ".join(r.key for r in fresh[:3])
+        table.add_row(
+            f"{len(fresh)} assets",
+            styled("fresh"),
+            f"not stale: code and upstream data unchanged since built ({names}, ...)",
+        )
+    return table

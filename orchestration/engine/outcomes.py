@@ -32,6 +32,7 @@ class Outcome:
     AWAITING_RETRY = "awaiting_retry"  # failed, will run again in the next retry round
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"  # a signal stopped the run before the node finished
+    CACHED = "cached"  # fresh: not run, its last result stands (Prefect's Cached, a Completed state)
 
 
 class TaskRecorder(Protocol):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class AssetResult:
     key: str
     kind: str
-    status: str  # success | unchanged | no-op | failed | skipped
+    status: str  # success | unchanged | no-op | failed | skipped | interrupted | fresh (kept: not stale)
     attempts: int
     started_at: datetime | None
     ended_at: datetime | None
@@ -63,6 +63,19 @@ class MaterializeReport:
     interrupted: str | None = None
     """Set when a signal stopped the run: which, and in what phase (``SIGTERM during dbt build``)."""
     exit_code: int = 0
+    state_aware: bool = False
+    """The run built only what was stale (``stale`` says why each; fresh assets are results with status
+    ``fresh``); False when it built everything selected (``--all``, ``--full-refresh``, or a ``state_note``)."""
+    stale: dict[str, str] = field(default_factory=dict)
+    state_note: str | None = None
+    """Why a state-aware run built everything selected instead (a run log it could not read, ...)."""
+    observed: list[Materialization] = field(default_factory=list)
+    """Sources Headwater does not load whose ``loaded_at_field`` this run saw move (recorded in the run log)."""
+
+    @property
+    def fresh(self) -> list[AssetResult]:
+        """Assets a state-aware run kept: not stale, not built, their last results standing."""
+        return [r for r in self.assets.values() if r.status == "fresh"]
 
     @property
     def failed(self) -> list[AssetResult]:
@@ -161,7 +174,7 @@ def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: 
     from orchestration.engine.outcomes import Outcome
 
     graph = plan.graph
-    ended = ("success", "unchanged", "no-op", "failed", "skipped")
+    ended = ("success", "unchanged", "no-op", "failed", "skipped", "fresh")
     for key in sorted(plan.selected):
         spec = graph.specs[key]
         result = report.assets.get(str(key))
@@ -234,6 +247,7 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
                 target=report.target,
             )
         )
+    materializations.extend(report.observed)
     latest = {(c.check.subject, c.check.name): c for c in report.checks}  # one row per check, whatever happened
     checks = [
         CheckRecord(
@@ -296,4 +310,14 @@ def summary_markdown(report: MaterializeReport) -> str:
     if report.quarantined:
         shown = ", ".join(f"`{key}` {n:,}" for key, n in sorted(report.quarantined.items()))
         lines += ["", f"Quarantined rows (kept with their reason in `<dataset>._headwater_quarantine`): {shown}"]
+    if report.state_aware:
+        state = [(k, "built", why) for k, why in sorted(report.stale.items())]
+        state += [(r.key, "fresh", r.message) for r in sorted(report.fresh, key=lambda r: r.key)]
+        lines += ["", "## Stale-only run: why each asset was built or kept", ""]
+        lines += ["| asset | | why |", "|---|---|---|"]
+        lines += [f"| `{key}` | {what} | {cell(why)} |" for key, what, why in state[:_ROWS]]
+        if len(state) > _ROWS:
+            lines.append(f"| ... | {len(state) - _ROWS} more | |")
+    elif report.state_note:
+        lines += ["", f"Not state-aware: {cell(report.state_note)}"]
     return "\n".join(lines) + "\n"

@@ -53,7 +53,7 @@ def load_deployments(path: Path) -> list[DeploymentSpec]:
         raise DeployConfigError(f"{path}: no prefect.yaml; `headwater deploy` registers the deployments it declares")
     document = read_yaml(path, "fix the file (it declares the deployments)") or {}
     known = {
-        "selection", "exclude", "target", "retries", "retry_delay", "full_refresh", "vars", "threads", "indirect_selection",
+        "selection", "exclude", "target", "retries", "retry_delay", "full_refresh", "vars", "threads", "indirect_selection", "build_all",
     }  # fmt: skip
     problems: list[str] = []
     specs = []

@@ -7,6 +7,7 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from orchestration.engine.report import (
     records,
 )
 from orchestration.engine.stages import bad_assets, build_dbt
+from orchestration.engine.state import decide
 from orchestration.engine.tasks import mirrored_tasks
 from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
@@ -146,7 +148,7 @@ def _ingest(
             report.assets[str(keys[table])] = AssetResult(
                 str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
             )
-            if checkpoints:
+            if checkpoints and rows:  # a table that loaded nothing is "unchanged": its readers stay fresh
                 checkpoints.success(keys[table], started, ended, rows)
             progress.advance(str(keys[table]))
     progress.done()
@@ -166,12 +168,15 @@ def materialize_flow(
     vars: dict[str, Any] | str | None = None,
     threads: int | None = None,
     indirect_selection: str = "eager",
+    build_all: bool = False,
 ):
-    """Ingest, build and check the selected assets on ``target``; the run's report is the flow's result.
+    """Ingest the selected sources, then build and check the selected assets that are stale on ``target`` (all of
+    them with ``build_all`` or ``full_refresh``); the run's report is the flow's result.
 
     ``selection``/``exclude`` are dbt selection expressions (one, or several as a union); ``vars``,
     ``full_refresh``, ``threads`` and ``indirect_selection`` mean what dbt's flags of those names mean (``vars``
-    as a mapping or YAML text). A deployment's run holds the target's global concurrency slot
+    as a mapping or YAML text). Stale means what ``assets.run_log.stale_reasons`` says (``headwater assets``
+    shows it); fresh assets end as Cached task runs. A deployment's run holds the target's global concurrency slot
     (``headwater-target-<target>``, created by ``headwater deploy``) for its whole length, so runs of different
     deployments on one target wait for each other.
     """
@@ -194,7 +199,7 @@ def materialize_flow(
         )
         with interrupts.interruptible(), lock, target_lock(project, resolved):  # one run per warehouse
             return _materialize(
-                project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection
+                project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection, build_all
             )
     except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
         failure = MaterializeInterrupted(None, exc)
@@ -220,6 +225,7 @@ def _materialize(
     retry_delay: float | None,
     options: executor.DbtOptions,
     indirect: str,
+    build_all: bool = False,
 ):
     log_file(project.data_dir)  # tracebacks of what the run reports in one line
     if project.is_headwater_dbt_project:
@@ -244,7 +250,13 @@ def _materialize(
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
     shown_selection, shown_exclude = _joined(selection), _joined(exclude)
-    flags = {**options.recorded(), "indirect_selection": indirect, "retries": retries, "retry_delay": retry_delay}
+    flags = {
+        **options.recorded(),
+        "indirect_selection": indirect,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "all": build_all,
+    }
     report = MaterializeReport(
         run_id=run_id,
         target=resolved.name,
@@ -255,7 +267,14 @@ def _materialize(
     )
     run_log = RunLog.for_target(project, resolved)
     run_log.start_run(
-        run_id, resolved.name, shown_selection, shown_exclude, datetime.now(UTC), vars=dict(options.vars), flags=flags
+        run_id,
+        resolved.name,
+        shown_selection,
+        shown_exclude,
+        datetime.now(UTC),
+        vars=dict(options.vars),
+        flags=flags,
+        project=graph.project_name,
     )
     router: AlertRouter = load_router(alerts_file(project.root))
     flow_run_id = flow_run.get_id()
@@ -281,10 +300,20 @@ def _materialize(
                 )
                 plan = plan_run(graph, selection, exclude, indirect=indirect)
                 checks.graph = checkpoints.graph = graph
-        # raw tables are checked right after they land: freshness of every source the run reads, GX suites
+        if not (build_all or options.full_refresh):
+            interrupts.at("deciding what is stale")
+            plan = _only_stale(plan, run_log, resolved, report, mirror)
+        # raw tables are checked right after they land: freshness of every source the run reads, GX suites (of a
+        # table that loaded nothing, only when something that reads it is built)
         interrupts.at("the checks of the raw tables")
         checks.freshness(plan.freshness_keys)
-        checks.suites(k for k in plan.selected if _landed(report, k))
+        landed = [k for k in plan.selected if _landed(report, k)]
+        kept = {k for k in landed if not _suite_due(plan, report, k)}
+        for check in (c for k in sorted(kept) for c in graph.checks_for(k) if c.kind == "gx"):
+            mirror.finish(
+                check.unique_id, Outcome.CACHED, "fresh: its table loaded nothing new and nothing reading it is built"
+            )
+        checks.suites(k for k in landed if k not in kept)
         interrupts.at("dbt build")
         build_dbt(
             project,
@@ -298,7 +327,7 @@ def _materialize(
             options=options,
             checkpoints=checkpoints,
         )
-        checks.not_run(plan.selected, "not run: its asset was not materialized in this run")
+        checks.not_run(plan.selected - kept, "not run: its asset was not materialized in this run")
         report.checks = sorted([*report.checks, *checks.outcomes], key=lambda c: c.check.id)
         for key, reason in blocked_by(plan.graph, report.checks, bad_assets(report)).items():
             report.blocked.setdefault(str(key), reason)
@@ -386,6 +415,41 @@ def _joined(expression: str | list[str] | None) -> str | None:
     if expression is None or isinstance(expression, str):
         return expression or None
     return " ".join(e for e in expression if e) or None
+
+
+def _only_stale(
+    plan: RunPlan, run_log: RunLog, target: Target, report: MaterializeReport, mirror: TaskRunMirror
+) -> RunPlan:
+    """The part of ``plan`` that is stale; the rest recorded ``fresh`` with why, its task runs Cached."""
+    decision = decide(plan, run_log, target, report, plan.graph.project_name)
+    if decision.fallback:
+        report.state_note = f"built everything selected: {decision.fallback}"
+        get_run_logger().warning("%s", report.state_note)
+        return plan
+    report.state_aware = True
+    report.stale = {str(k): why for k, why in decision.stale.items()}
+    report.observed = [replace(r, target=report.target) for r in decision.observed]
+    graph, now = plan.graph, datetime.now(UTC)
+    for key, why in sorted(decision.fresh.items()):
+        spec = graph.specs[key]
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "fresh", 0, None, None, message=why, node_id=spec.unique_id
+        )
+        if spec.unique_id not in decision.fresh_nodes:  # a Python asset
+            mirror.finish(spec.unique_id, Outcome.CACHED, why, now)
+        for check in graph.checks_for(key):
+            if check.kind not in ("dbt_test", "unit_test"):
+                mirror.finish(check.unique_id, Outcome.CACHED, "fresh: its asset was not rebuilt; last result stands")
+    for uid, why in sorted(decision.fresh_nodes.items()):
+        mirror.finish(uid, Outcome.CACHED, why, now)
+    return decision.plan
+
+
+def _suite_due(plan: RunPlan, report: MaterializeReport, key: AssetKey) -> bool:
+    """A raw table's suite runs when it loaded rows, or when the run builds something that reads it (its gate)."""
+    if not report.state_aware or report.assets[str(key)].status == "success":
+        return True
+    return bool(plan.graph.downstream([key]) & set(plan.selected))
 
 
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:

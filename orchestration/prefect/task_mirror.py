@@ -142,6 +142,8 @@ class TaskRunMirror:
         state: State
         if outcome == Outcome.SUCCESS:
             state = Completed(timestamp=at, message=message or None)
+        elif outcome == Outcome.CACHED:
+            state = Completed(timestamp=at, name="Cached", message=message or None)
         elif outcome == Outcome.AWAITING_RETRY:
             state = AwaitingRetry(scheduled_time=at, message=message or None)
             state.timestamp = at

@@ -30,6 +30,7 @@ RUNS = sa.Table(
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("vars", sa.Text),
     sa.Column("flags", sa.Text),
+    sa.Column("project", sa.Text),
 )
 TABLE_ROWS = sa.Table(
     "table_rows",
@@ -41,7 +42,7 @@ TABLE_ROWS = sa.Table(
 )
 """Rows each table held when a run on a DuckDB target ended: what readers show instead of opening the file a run
 may need to write (DuckDB admits one writer, and a reader holding the file makes that writer fail)."""
-_ADDED_COLUMNS = {"runs": ("vars", "flags")}
+_ADDED_COLUMNS = {"runs": ("vars", "flags", "project"), "materializations": ("data_version",)}
 """Columns added since the first run logs were written: created on open when an older log lacks them."""
 MATERIALIZATIONS = sa.Table(
     "materializations",
@@ -57,6 +58,7 @@ MATERIALIZATIONS = sa.Table(
     sa.Column("code_version", sa.String(128)),
     sa.Column("message", sa.Text),
     sa.Column("target", sa.String(64)),
+    sa.Column("data_version", sa.Text),
 )
 CHECKS = sa.Table(
     "check_results",
@@ -134,8 +136,9 @@ class RunLog:
         *,
         vars: Mapping[str, Any] | None = None,
         flags: Mapping[str, Any] | None = None,
+        project: str | None = None,
     ) -> None:
-        """Record a run as running, with its selection and the dbt vars and flags it runs with."""
+        """Record a run as running, with its selection, the dbt vars and flags it runs with, and its dbt project."""
         with self.engine.begin() as conn:
             conn.execute(
                 RUNS.insert().values(
@@ -147,6 +150,7 @@ class RunLog:
                     started_at=at,
                     vars=json.dumps(dict(vars or {}), sort_keys=True, default=str),
                     flags=json.dumps(dict(flags or {}), sort_keys=True, default=str),
+                    project=project,
                 )
             )
 
@@ -221,6 +225,16 @@ class RunLog:
                 run[column] = {}
         return run
 
+    def other_project(self, project: str) -> str | None:
+        """The dbt project the log's runs belong to when none of them is ``project`` (a run log copied or shared from
+        another project, whose records say nothing about this one); None when it is this project's, or unknown."""
+        query = sa.select(RUNS.c.project).where(RUNS.c.project.is_not(None)).distinct()
+        with self.engine.connect() as conn:
+            names = {r[0] for r in conn.execute(query) if r[0]}
+        if not names or project in names or not project:
+            return None
+        return sorted(names)[0]
+
     def materializations(self, run_id: str) -> list[Materialization]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(MATERIALIZATIONS).where(MATERIALIZATIONS.c.run_id == run_id)).mappings()
@@ -240,7 +254,7 @@ class RunLog:
             for row in conn.execute(query).mappings():
                 record = Materialization(**dict(row))
                 latest[record.asset_key] = record
-                if record.status == "success":
+                if record.status in ("success", "observed"):  # observed: a source's loaded_at_field moved
                     successful[record.asset_key] = record
         return latest, successful
 
