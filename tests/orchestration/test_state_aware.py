@@ -107,7 +107,9 @@ def test_a_models_sql_change_rebuilds_it_and_its_downstream_only(demo) -> None:
 
 
 def test_a_macro_change_rebuilds_the_models_that_call_it(demo) -> None:
-    _edit(demo["root"] / DBT / "macros/completed_loads.sql", "{%- set loads", "{# edited inside the macro #}{%- set loads")
+    _edit(
+        demo["root"] / DBT / "macros/completed_loads.sql", "{%- set loads", "{# edited inside the macro #}{%- set loads"
+    )
     built, _, _ = _materialize(demo)
     callers = _callers(demo)
     assert len(callers) == 6
