@@ -120,3 +120,68 @@ def test_a_var_change_moves_the_code_version_of_nodes_that_read_vars_and_no_othe
     assert code_version_of(plain, macros, {"start": "2026-01-01"}) == code_version_of(
         plain, macros, {"start": "2026-02-01"}
     )
+
+
+def test_an_env_var_read_by_name_is_part_of_the_code_version_and_a_computed_name_is_unknown() -> None:
+    from assets.code_versions import code_version_of
+
+    node = {"checksum": {"checksum": "a"}, "raw_code": 'select \'{{ env_var("REGION", "eu") }}\'', "depends_on": {}}
+    assert code_version_of(node, {}, env={"REGION": "eu"}) != code_version_of(node, {}, env={"REGION": "us"})
+    assert code_version_of(node, {}, env={"REGION": "eu", "OTHER": "1"}) == code_version_of(
+        node, {}, env={"REGION": "eu"}
+    ), "only the variables it reads count"
+    computed = {**node, "raw_code": "select '{{ env_var(prefix ~ \"_REGION\") }}'"}
+    assert code_version_of(computed, {}, env={}) is None, "a name computed at render time: unknown, rebuilt"
+    big_seed = {"checksum": {"name": "path", "checksum": "seeds/big.csv"}, "depends_on": {}}
+    assert code_version_of(big_seed, {}) is None, "dbt does not hash a seed over 1 MiB: its contents are unknown"
+
+
+def test_an_unknown_code_version_a_missing_relation_and_a_stale_upstream_each_make_an_asset_stale() -> None:
+    graph = build_asset_graph(
+        python_assets=[spec("s.a"), spec("s.b", "s.a"), spec("s.c", "s.b"), spec("s.u", code=None), spec("s.r")]
+    )
+    successful = {k: done(k, 1) for k in ("s.a", "s.b", "s.c", "s.u", "s.r")}
+    successful["s.a"] = done("s.a", 1, code="v0")
+    present = {"s.a", "s.b", "s.c", "s.u"}  # s.r was dropped in the warehouse
+    reasons = {str(k): v for k, v in stale_reasons(graph, successful, present=present).items()}
+    assert reasons["s.a"] == "code changed since last materialization"
+    assert reasons["s.b"] == "upstream s.a is stale" and reasons["s.c"] == "upstream s.b is stale"
+    assert reasons["s.u"].startswith("its code version cannot be known")
+    assert reasons["s.r"] == "its relation s.r is not in the warehouse"
+    recorded_none = {**successful, "s.a": done("s.a", 1, code=None)}
+    assert stale_reasons(graph, recorded_none)[AssetKey.parse("s.a")] == (
+        "its last materialization recorded no code version"
+    )
+    assert AssetKey.parse("s.a") not in stale_reasons(graph, successful, done=[AssetKey.parse("s.a")])
+
+
+def test_a_source_headwater_does_not_load_makes_its_readers_stale_when_its_loaded_at_moved_or_cannot_tell() -> None:
+    from dataclasses import replace
+
+    watched = AssetSpec(AssetKey.parse("ext.events"), AssetKind.SOURCE, config={"loaded_at_field": "loaded_at"})
+    blind = AssetSpec(AssetKey.parse("ext.refs"), AssetKind.SOURCE)
+    graph = build_asset_graph(
+        python_assets=[watched, blind, spec("s.reads_events", "ext.events"), spec("s.reads_refs", "ext.refs")]
+    )
+    successful = {k: done(k, 10) for k in ("s.reads_events", "s.reads_refs")}
+    observed = replace(done("ext.events", 5), status="observed", data_version="2026-01-01 11:00")
+    reasons = {str(k): v for k, v in stale_reasons(graph, {**successful, "ext.events": observed}).items()}
+    assert reasons == {
+        "s.reads_refs": "reads source ext.refs, which has no loaded_at_field: nothing can tell that it did not change"
+    }, "an observation older than the reader's build leaves it fresh"
+    moved = replace(observed, ended_at=T0 + timedelta(minutes=20), message="its loaded_at moved to 2026-01-01 12:00")
+    reasons = {str(k): v for k, v in stale_reasons(graph, {**successful, "ext.events": moved}).items()}
+    assert reasons["s.reads_events"] == "source ext.events: its loaded_at moved to 2026-01-01 12:00"
+    assert "s.reads_events" in {str(k) for k in stale_reasons(graph, successful)}, "never observed: stale"
+
+
+def test_a_reader_of_an_ephemeral_model_changes_code_version_with_it() -> None:
+    def ephemeral(code: str) -> AssetSpec:
+        return AssetSpec(
+            AssetKey.parse("s.eph"), AssetKind.DBT_MODEL, code_version=code, config={"materialized": "ephemeral"}
+        )
+
+    reader = spec("s.reader", "s.eph")
+    one = build_asset_graph(python_assets=[ephemeral("e1"), reader]).specs[AssetKey.parse("s.reader")]
+    two = build_asset_graph(python_assets=[ephemeral("e2"), reader]).specs[AssetKey.parse("s.reader")]
+    assert one.code_version != two.code_version != reader.code_version
