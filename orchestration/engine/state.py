@@ -95,25 +95,35 @@ def narrow(
     by_id, by_check = graph.by_unique_id(), graph.checks_by_id()
     keep = {k for k in plan.selected if graph.specs[k].kind is AssetKind.DLT or k in stale}
     built = keep - set(unchanged)
-    tested = {k for k in keep if k in built or graph.downstream([k]) & built}
+
+    def gates(key: AssetKey) -> bool:
+        """A check on ``key`` runs: ``key`` is built, or it is data Headwater does not rebuild (a source, a dlt
+        table) read by something built, which the check gates."""
+        if key in built:
+            return True
+        spec = graph.specs.get(key)
+        if spec is None or (spec.builds and spec.kind is not AssetKind.DLT):
+            return False
+        return bool(graph.downstream([key]) & built)
+
     nodes: set[str] = set()
     left: dict[str, str] = {}
     for uid in plan.nodes:
         check = by_check.get(uid)
         key = by_id.get(uid)
         if check is not None:
-            if check.asset_key is None or any(a in tested for a in check.assets):
+            if check.asset_key is None or any(gates(a) for a in check.assets):
                 nodes.add(uid)
             else:
                 left[uid] = "fresh: the assets it tests were not rebuilt; its last result stands"
-        elif key is not None and key in graph.specs:
+        elif key is not None and key in graph.specs and graph.specs[key].builds:
             if key in keep:
                 nodes.add(uid)
             else:
                 left[uid] = "fresh: its code and upstream data have not changed since it was built"
-        else:  # a saved query or exposure: runs when something it reads is rebuilt
+        else:  # an exposure or saved query: runs when something it reads is rebuilt
             reads = graph.node_dag.upstream([uid]) if uid in graph.node_dag.nodes else set()
-            if any(by_id.get(r) in keep for r in reads):
+            if any(by_id.get(r) in built for r in reads):
                 nodes.add(uid)
             else:
                 left[uid] = "fresh: nothing it reads was rebuilt"

@@ -71,7 +71,7 @@ def _expect_interrupted(stopped, signum: int, label: str) -> None:
 def test_a_signal_at_any_phase_ends_the_run_interrupted(demo, phase: str, signum, retry: bool) -> None:
     env, data = demo["env"], Path(demo["env"]["HEADWATER_DATA_DIR"])
     before = len(demo["receiver"].requests)
-    stopped = interrupt_at(["materialize"], env, phase, signum)
+    stopped = interrupt_at(["materialize", "--all"], env, phase, signum)  # --all: an idle rerun reaches every phase
     _expect_interrupted(stopped, signum, phase)
     assert servers_of(demo["root"] / "prefect_home") == [], "the local Prefect API outlived the run"
 
@@ -97,7 +97,7 @@ def test_a_signal_at_any_phase_ends_the_run_interrupted(demo, phase: str, signum
 
 
 def test_a_second_ctrl_c_stops_at_once(demo) -> None:
-    stopped = interrupt_at(["materialize"], demo["env"], "dbt", signal.SIGINT, twice=True)
+    stopped = interrupt_at(["materialize", "--all"], demo["env"], "dbt", signal.SIGINT, twice=True)
     assert stopped.returncode == 130
     assert stopped.seconds_to_exit < 5, f"the second Ctrl-C took {stopped.seconds_to_exit:.1f} s"
     assert stopped.leftovers == [] and servers_of(demo["root"] / "prefect_home") == []
@@ -105,7 +105,7 @@ def test_a_second_ctrl_c_stops_at_once(demo) -> None:
 
 
 def test_kill_9_of_the_cli_takes_its_local_prefect_api_with_it(demo) -> None:
-    stopped = interrupt_at(["materialize"], demo["env"], "dbt", signal.SIGKILL)
+    stopped = interrupt_at(["materialize", "--all"], demo["env"], "dbt", signal.SIGKILL)
     assert stopped.returncode == -9
     import time
 

@@ -35,7 +35,7 @@ def test_a_signal_on_postgres_ends_the_run_interrupted_and_frees_the_lock(pg_dem
     import sqlalchemy as sa
 
     env = pg_demo["env"]
-    stopped = interrupt_at(["materialize", "--target", "postgres"], env, phase, signum)
+    stopped = interrupt_at(["materialize", "--all", "--target", "postgres"], env, phase, signum)
     _expect_interrupted(stopped, signum, phase)
     url = f"postgresql+psycopg2://{env['HEADWATER_PG_USER']}@{env['HEADWATER_PG_HOST']}:{env['HEADWATER_PG_PORT']}/"
     engine = sa.create_engine(url + env["HEADWATER_PG_DATABASE"])
