@@ -16,8 +16,9 @@ from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
 from assets.run_log import Materialization, blocked_keys, stale_reasons
+from orchestration.engine.outcomes import Outcome, TaskRecorder
 from orchestration.engine.plan import RunPlan
-from orchestration.engine.report import MaterializeReport
+from orchestration.engine.report import AssetResult, MaterializeReport
 from orchestration.warehouse.targets import Target
 
 
@@ -209,3 +210,35 @@ def present_relations(target: Target) -> set[str]:
     finally:
         engine.dispose()
     return {f"{s}.{t}".lower() for s, t in rows}
+
+
+def only_stale(plan: RunPlan, run_log: Any, target: Target, report: MaterializeReport, mirror: TaskRecorder) -> RunPlan:
+    """The part of ``plan`` that is stale; the rest recorded ``fresh`` with why, its task runs Cached."""
+    decision = decide(plan, run_log, target, report, plan.graph.project_name)
+    if decision.fallback:
+        report.state_note = f"built everything selected: {decision.fallback}"
+        return plan
+    report.state_aware = True
+    report.stale = {str(k): why for k, why in decision.stale.items()}
+    report.observed = [replace(r, target=report.target) for r in decision.observed]
+    graph, now = plan.graph, datetime.now(UTC)
+    for key, why in sorted(decision.fresh.items()):
+        spec = graph.specs[key]
+        report.assets[str(key)] = AssetResult(
+            str(key), spec.kind.value, "fresh", 0, None, None, message=why, node_id=spec.unique_id
+        )
+        if spec.unique_id not in decision.fresh_nodes:  # a Python asset
+            mirror.finish(spec.unique_id, Outcome.CACHED, why, now)
+        for check in graph.checks_for(key):
+            if check.kind not in ("dbt_test", "unit_test"):
+                mirror.finish(check.unique_id, Outcome.CACHED, "fresh: its asset was not rebuilt; last result stands")
+    for uid, why in sorted(decision.fresh_nodes.items()):
+        mirror.finish(uid, Outcome.CACHED, why, now)
+    return decision.plan
+
+
+def suite_due(plan: RunPlan, report: MaterializeReport, key: AssetKey) -> bool:
+    """A raw table's suite runs when it loaded rows, or when the run builds something that reads it (its gate)."""
+    if not report.state_aware or report.assets[str(key)].status == "success":
+        return True
+    return bool(plan.graph.downstream([key]) & set(plan.selected))

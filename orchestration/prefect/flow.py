@@ -7,7 +7,6 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from orchestration.engine.report import (
     records,
 )
 from orchestration.engine.stages import bad_assets, build_dbt
-from orchestration.engine.state import decide
+from orchestration.engine.state import only_stale, suite_due
 from orchestration.engine.tasks import mirrored_tasks
 from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
@@ -302,13 +301,15 @@ def _materialize(
                 checks.graph = checkpoints.graph = graph
         if not (build_all or options.full_refresh):
             interrupts.at("deciding what is stale")
-            plan = _only_stale(plan, run_log, resolved, report, mirror)
+            plan = only_stale(plan, run_log, resolved, report, mirror)
+            if report.state_note:
+                get_run_logger().warning("%s", report.state_note)
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites (of a
         # table that loaded nothing, only when something that reads it is built)
         interrupts.at("the checks of the raw tables")
         checks.freshness(plan.freshness_keys)
         landed = [k for k in plan.selected if _landed(report, k)]
-        kept = {k for k in landed if not _suite_due(plan, report, k)}
+        kept = {k for k in landed if not suite_due(plan, report, k)}
         for check in (c for k in sorted(kept) for c in graph.checks_for(k) if c.kind == "gx"):
             mirror.finish(
                 check.unique_id, Outcome.CACHED, "fresh: its table loaded nothing new and nothing reading it is built"
@@ -415,41 +416,6 @@ def _joined(expression: str | list[str] | None) -> str | None:
     if expression is None or isinstance(expression, str):
         return expression or None
     return " ".join(e for e in expression if e) or None
-
-
-def _only_stale(
-    plan: RunPlan, run_log: RunLog, target: Target, report: MaterializeReport, mirror: TaskRunMirror
-) -> RunPlan:
-    """The part of ``plan`` that is stale; the rest recorded ``fresh`` with why, its task runs Cached."""
-    decision = decide(plan, run_log, target, report, plan.graph.project_name)
-    if decision.fallback:
-        report.state_note = f"built everything selected: {decision.fallback}"
-        get_run_logger().warning("%s", report.state_note)
-        return plan
-    report.state_aware = True
-    report.stale = {str(k): why for k, why in decision.stale.items()}
-    report.observed = [replace(r, target=report.target) for r in decision.observed]
-    graph, now = plan.graph, datetime.now(UTC)
-    for key, why in sorted(decision.fresh.items()):
-        spec = graph.specs[key]
-        report.assets[str(key)] = AssetResult(
-            str(key), spec.kind.value, "fresh", 0, None, None, message=why, node_id=spec.unique_id
-        )
-        if spec.unique_id not in decision.fresh_nodes:  # a Python asset
-            mirror.finish(spec.unique_id, Outcome.CACHED, why, now)
-        for check in graph.checks_for(key):
-            if check.kind not in ("dbt_test", "unit_test"):
-                mirror.finish(check.unique_id, Outcome.CACHED, "fresh: its asset was not rebuilt; last result stands")
-    for uid, why in sorted(decision.fresh_nodes.items()):
-        mirror.finish(uid, Outcome.CACHED, why, now)
-    return decision.plan
-
-
-def _suite_due(plan: RunPlan, report: MaterializeReport, key: AssetKey) -> bool:
-    """A raw table's suite runs when it loaded rows, or when the run builds something that reads it (its gate)."""
-    if not report.state_aware or report.assets[str(key)].status == "success":
-        return True
-    return bool(plan.graph.downstream([key]) & set(plan.selected))
 
 
 def _landed(report: MaterializeReport, key: AssetKey) -> bool:
