@@ -6,14 +6,15 @@ A port of dbt-core's selector (``dbt/graph/selector*.py``, ``cli.py``, checked a
 ``empty``), and every method dbt documents: ``fqn`` (the default), ``tag``, ``group``, ``access``, ``source``,
 ``path``, ``file``, ``package``, ``config.<key>``, ``test_name``, ``test_type``, ``resource_type``, ``exposure``,
 ``metric``, ``version``, ``semantic_model``, ``saved_query``, ``unit_test``. ``state:``, ``result:`` and
-``source_status:`` need dbt's ``--state`` artifacts and are refused with a clear error. Headwater adds ``kind:``,
+``source_status:`` compare with dbt's ``--state`` artifacts: the caller passes a :data:`StateLookup` that answers them
+(``orchestration.dbt.state`` asks dbt itself), and without one they are a clear error. Headwater adds ``kind:``,
 ``key:`` and ``layer:`` (its own layers: raw, staging, marts, ...).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from assets.graph import AssetGraph
 from assets.keys import AssetKey
@@ -28,16 +29,26 @@ _PATTERN = re.compile(
 )
 
 
-_STATE_METHODS = ("state", "result", "source_status")
+STATE_METHODS = ("state", "result", "source_status")
+
+StateLookup = Callable[[str, str], "set[str] | None"]
+"""Answers ``state:``, ``result:`` and ``source_status:`` criteria: ``(method, value)`` to the unique ids that match,
+or None when the comparison artifacts cannot be trusted (then every node matches: never skip on doubt)."""
 
 
-def _search(graph: AssetGraph, method: str, value: str) -> set[str]:
+def _search(graph: AssetGraph, method: str, value: str, state: StateLookup | None = None) -> set[str]:
     name, *arguments = method.split(".")
-    if name in _STATE_METHODS:
-        raise SelectionError(
-            f"{method}:{value}: needs dbt's --state artifacts, which Headwater does not read; Headwater decides what "
-            "is stale from its run log (`headwater assets` and `headwater status` show it)"
-        )
+    if name in STATE_METHODS:
+        if not value or arguments:
+            raise SelectionError(f"{method}:{value}: expected e.g. state:modified, result:error, source_status:fresher")
+        if state is None:
+            raise SelectionError(
+                f"{method}:{value}: needs dbt's --state artifacts: pass --state DIR (a folder with dbt's manifest.json"
+                "; sources.json for source_status:, run_results.json for result:), or save the deployed state with "
+                "`headwater plan --save`"
+            )
+        matched = state(name, value)
+        return set(graph.nodes) if matched is None else {uid for uid in matched if uid in graph.nodes}
     if name == "config":
         if not arguments:
             raise SelectionError(f"config:{value}: name the setting, e.g. config.materialized:{value or 'table'}")
@@ -62,7 +73,9 @@ def _default_method(value: str) -> str:
     return "fqn"
 
 
-def _criterion(graph: AssetGraph, text: str, indirect: str) -> tuple[set[str], set[str]]:
+def _criterion(
+    graph: AssetGraph, text: str, indirect: str, state: StateLookup | None = None
+) -> tuple[set[str], set[str]]:
     """One criterion: the nodes it names, their ``+``/``@`` relatives, and the tests that selection adds."""
     m = _PATTERN.match(text)
     if not m or (m["at"] and m["down"]):
@@ -74,7 +87,7 @@ def _criterion(graph: AssetGraph, text: str, indirect: str) -> tuple[set[str], s
     if not value and not m["method"]:
         raise SelectionError(f"cannot parse selection criterion {text!r}: no name or method:value, e.g. '+orders'")
     method = m["method"] or _default_method(value)
-    collected = _search(graph, method, value)
+    collected = _search(graph, method, value, state)
     dag = graph.node_dag
     selected = set(collected)
     if m["at"]:
@@ -136,14 +149,18 @@ def _combine(
     return _incorporate(graph, first_direct, first_pending, indirect), first_pending
 
 
-def _union(graph: AssetGraph, components: Iterable[str], indirect: str) -> tuple[set[str], set[str]]:
+def _union(
+    graph: AssetGraph, components: Iterable[str], indirect: str, state: StateLookup | None = None
+) -> tuple[set[str], set[str]]:
     bundles = []
     for raw in components:
         for token in raw.split():
             parts = token.split(",")
             if any(not p for p in parts):
                 raise SelectionError(f"empty criterion in {token!r} (stray comma?)")
-            bundles.append(_combine(graph, [_criterion(graph, p, indirect) for p in parts], indirect, union=False))
+            bundles.append(
+                _combine(graph, [_criterion(graph, p, indirect, state) for p in parts], indirect, union=False)
+            )
     return _combine(graph, bundles, indirect, union=True)
 
 
@@ -161,11 +178,13 @@ def select_nodes(
     *,
     indirect: str = "eager",
     resource_types: Iterable[str] | None = None,
+    state: StateLookup | None = None,
 ) -> set[str]:
     """The unique ids ``selection`` minus ``exclude`` picks, as ``dbt ls --select ... --exclude ...`` lists them.
 
     ``selection`` and ``exclude`` are one expression or several (a union, like repeated ``--select`` values);
-    none selects everything. ``resource_types`` defaults to what ``dbt ls`` lists (plus Python assets).
+    none selects everything. ``resource_types`` defaults to what ``dbt ls`` lists (plus Python assets). ``state``
+    answers the ``state:``, ``result:`` and ``source_status:`` methods.
 
     Raises:
         SelectionError: an unparsable criterion, an unknown method or an invalid value.
@@ -173,8 +192,8 @@ def select_nodes(
     if indirect not in INDIRECT_SELECTION:
         raise SelectionError(f"indirect selection {indirect!r}: expected one of {', '.join(INDIRECT_SELECTION)}")
     chosen = _components(selection)
-    included = _union(graph, chosen or DEFAULT_INCLUDES, indirect)
-    excluded = _union(graph, _components(exclude), indirect)
+    included = _union(graph, chosen or DEFAULT_INCLUDES, indirect, state)
+    excluded = _union(graph, _components(exclude), indirect, state)
     direct = included[0] - excluded[0]
     pending = included[1] - excluded[1]
     direct = _incorporate(graph, direct, pending, indirect)
@@ -192,6 +211,7 @@ def select(
     exclude: str | Sequence[str] | None = None,
     *,
     indirect: str = "eager",
+    state: StateLookup | None = None,
 ) -> set[AssetKey]:
     """The asset keys of the nodes :func:`select_nodes` picks (a dbt source selects the asset it reads).
 
@@ -200,5 +220,5 @@ def select(
     """
     if not _components(selection) and not _components(exclude):
         return set(graph.specs)
-    ids = select_nodes(graph, selection, exclude, indirect=indirect)
+    ids = select_nodes(graph, selection, exclude, indirect=indirect, state=state)
     return {key for uid in ids if (key := graph.nodes[uid].asset_key) is not None and key in graph.specs}

@@ -21,6 +21,7 @@ from sqlglot import exp
 from assets.dbt_manifest import DbtTranslator
 from assets.lineage import dialect_of
 from orchestration.analysis.lineage import compile_dir, compile_manifest, key_map, lineage_of_manifest
+from orchestration.dbt.state import state_path
 
 BREAKING, NON_BREAKING, ADDED, REMOVED, CONFIG = "breaking", "non-breaking", "added", "removed", "config"
 _CONFIG_KEYS = ("materialized", "unique_key", "incremental_strategy", "strategy", "on_schema_change")
@@ -55,11 +56,6 @@ class ChangePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"changes": [asdict(c) for c in self.changes], "indirect": dict(sorted(self.indirect.items()))}
-
-
-def state_path(data_dir: Path, target_name: str) -> Path:
-    """Where the deployed state of ``target_name`` is kept by default."""
-    return data_dir / "state" / target_name / "manifest.json"
 
 
 def save_state(compiled_manifest_path: Path, destination: Path) -> Path:

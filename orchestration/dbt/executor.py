@@ -206,6 +206,14 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
     return json.loads((project.dbt_target_path / "manifest.json").read_text())
 
 
+def parsed_manifest(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) -> Any:
+    """The Manifest object of the last :func:`parse` with these options (parsing now if there was none)."""
+    key = _cache_key(project, target, options)
+    if key not in _PARSED:
+        parse(project, target, options)
+    return _PARSED[key]
+
+
 def artifacts(
     project: Project, target: Target, command: Sequence[str], target_path: Path, options: DbtOptions = NO_OPTIONS
 ) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from assets import (
 )
 from assets.checks import gate_stages
 from assets.nodes import BUILD_TYPES
-from assets.selection import select_nodes
+from assets.selection import StateLookup, select_nodes
 from quality.suites import load_suites
 
 RUN_TYPES = BUILD_TYPES | {"source", "python"}
@@ -160,13 +160,14 @@ def plan_run(
     exclude: str | Sequence[str] | None = None,
     *,
     indirect: str = "eager",
+    state: StateLookup | None = None,
 ) -> RunPlan:
     """The plan for ``selection`` minus ``exclude``: dbt's selection grammar (with ``kind:``, ``key:``, ``layer:``).
 
     Raises:
         SelectionError: the selection is malformed, or matches nothing to run (a typo must not pass as a no-op).
     """
-    chosen = select_nodes(graph, selection, exclude, indirect=indirect, resource_types=RUN_TYPES)
+    chosen = select_nodes(graph, selection, exclude, indirect=indirect, resource_types=RUN_TYPES, state=state)
     nodes = _runnable(graph, chosen)
     narrowed = bool(_texts(selection) or _texts(exclude))
     if not nodes and narrowed:

@@ -100,3 +100,29 @@ def test_exclude(graph) -> None:
 def test_bad_expressions_say_why(graph, expression: str, message: str) -> None:
     with pytest.raises(SelectionError, match=message):
         select(graph, expression)
+
+
+def test_state_methods_are_answered_by_the_lookup_and_combined_with_the_grammar(graph) -> None:
+    asked = []
+
+    def lookup(method: str, value: str) -> set[str]:
+        asked.append((method, value))
+        return {"model.headwater.stg_marketing__ad_spend", "model.elsewhere.not_in_this_graph"}
+
+    direct = names(select(graph, "state:modified", state=lookup))
+    assert direct == {"staging.stg_marketing__ad_spend"}, "a unique id not in the graph is ignored"
+    downstream = names(select(graph, "state:modified.body+", state=lookup))
+    assert {"staging.stg_marketing__ad_spend", "marts.marketing_roi"} <= downstream
+    assert "marts.orders" not in downstream
+    assert ("state", "modified.body") in asked
+    assert names(select(graph, "state:modified,tag:nothing_has_this", state=lookup)) == set()
+
+
+def test_a_state_lookup_in_doubt_matches_every_node(graph) -> None:
+    assert select(graph, "state:new", state=lambda method, value: None) == set(graph.specs)
+
+
+@pytest.mark.parametrize("expression", ["state:", "state.x:modified", "source_status:"])
+def test_malformed_state_criteria_are_named(graph, expression: str) -> None:
+    with pytest.raises(SelectionError, match="expected e.g. state:modified"):
+        select(graph, expression, state=lambda method, value: set())

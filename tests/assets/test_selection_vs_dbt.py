@@ -254,7 +254,7 @@ def test_edge_comparison_covers_every_documented_method_and_selects_something() 
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("state:modified", "needs dbt's --state artifacts"),
+        ("state:modified", "needs dbt.s --state artifacts: pass --state DIR"),
         ("result:error", "needs dbt's --state artifacts"),
         ("source_status:fresher", "needs dbt's --state artifacts"),
         ("colour:red", "unknown selection method 'colour'"),
