@@ -19,6 +19,7 @@ from orchestration.cli.common import (
     ProfilesDir,
     ProjectDir,
     SelectOpt,
+    StateOpt,
     TargetOpt,
     VarsOpt,
     _fail,
@@ -159,11 +160,15 @@ def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
 def main() -> None:
     """The console script: the typer app, allowed to end the process fast once records are flushed. An error the user
     can fix (a bad file, an unreachable warehouse, a cycle) is one line and exit 2; anything else is one line and
-    exit 1; ``--debug`` (or ``HEADWATER_DEBUG=1``) shows the traceback."""
+    exit 1; ``--debug`` (or ``HEADWATER_DEBUG=1``) shows the traceback. ``kill -USR1 <pid>`` prints every thread's
+    stack to stderr (a run that seems stuck says where)."""
+    import faulthandler
     import os
+    import signal
     import sys
 
     FAST_EXIT[0] = True
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
     except Exception as exc:
@@ -221,6 +226,7 @@ def materialize(
             help="Build every selected asset, stale or not (default: only the stale; --full-refresh implies it).",
         ),
     ] = False,
+    state: StateOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -245,6 +251,7 @@ def materialize(
         threads=threads,
         indirect_selection=indirect_selection,
         build_all=build_all,
+        state=str(state) if state else None,
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )

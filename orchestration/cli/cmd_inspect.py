@@ -12,6 +12,7 @@ from orchestration.cli.common import (
     ProfilesDir,
     ProjectDir,
     SelectOpt,
+    StateOpt,
     TargetOpt,
     VarsOpt,
     _fail,
@@ -23,6 +24,17 @@ from orchestration.cli.common import (
 SelectionArg = Annotated[
     list[str] | None, typer.Argument(help="dbt selection (a union of the words), plus kind:, key: and layer:.")
 ]
+
+
+def _stale(run_log, graph, target) -> dict:
+    """What the next run would build and why: the run's own decision (run log, relations in the warehouse, new
+    source data); a warehouse that does not answer is a printed note."""
+    from orchestration.engine.state import stale_now
+
+    stale, note = stale_now(graph, run_log, target)
+    if note:
+        console.print(f"[yellow]note:[/] {note}")
+    return stale
 
 
 def _union(positional: list[str] | None, option: list[str] | None) -> list[str]:
@@ -37,6 +49,7 @@ def assets(
     output: Annotated[str, typer.Option(help="table, or json: one line per selected node, as `dbt ls`.")] = "table",
     target: TargetOpt = None,
     vars: VarsOpt = None,
+    state: StateOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -47,13 +60,12 @@ def assets(
 
     from rich.table import Table
 
-    from assets.run_log import stale_from_log
     from orchestration.warehouse.run_log import RunLog
 
     if output not in ("table", "json"):
         raise _fail(f"--output {output}: use table or json")
     project, resolved, graph, nodes, chosen = _selected(
-        project_dir, dbt_project, profiles_dir, target, _union(selection, select), exclude, vars
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), exclude, vars, state
     )
     if output == "json":
         checks = graph.checks_by_id()
@@ -61,10 +73,11 @@ def assets(
             node = graph.nodes[uid]
             name = checks[uid].id if uid in checks else node.label
             line = {"unique_id": uid, "resource_type": node.resource_type, "name": name}
+            if node.asset_key is not None and node.asset_key in graph.specs:
+                line["asset_key"] = str(node.asset_key)
             print(json.dumps(line))
         return
-    run_log = RunLog.for_target(project, resolved)
-    stale = stale_from_log(graph, *run_log.latest(), run_log.latest_checks())
+    stale = _stale(RunLog.for_target(project, resolved), graph, resolved)
     table = Table(title=f"{len(chosen)} of {len(graph)} assets")
     for column in ("key", "kind", "layer", "upstream", "checks", "stale"):
         table.add_column(
@@ -93,6 +106,7 @@ def status(
     select: SelectOpt = None,
     target: TargetOpt = None,
     vars: VarsOpt = None,
+    state: StateOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -100,17 +114,16 @@ def status(
     """The last materialization of each asset (run, status, attempts, rows, when) and whether it is stale."""
     from rich.table import Table
 
-    from assets.run_log import stale_from_log
     from orchestration.cli.console import styled
     from orchestration.warehouse.run_log import RunLog
 
     project, resolved, graph, _, chosen = _selected(
-        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars, state
     )
     run_log = RunLog.for_target(project, resolved)
     latest, successful = run_log.latest()
     checks = run_log.latest_checks()
-    stale = stale_from_log(graph, latest, successful, checks)
+    stale = _stale(run_log, graph, resolved)
     table = Table(title=f"Asset status on {resolved.name}")
     wide = console.width >= 150  # the kind and the run id only where they fit beside whole keys
     columns = ["key", *(["kind"] if wide else []), "status", "tries", "rows", "ended", *(["run"] if wide else [])]
@@ -165,6 +178,7 @@ def checks(
     failed: Annotated[bool, typer.Option("--failed", help="Only checks whose last result was not a pass.")] = False,
     target: TargetOpt = None,
     vars: VarsOpt = None,
+    state: StateOpt = None,
     project_dir: ProjectDir = None,
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
@@ -178,7 +192,7 @@ def checks(
 
     narrowed = bool(selection or select)
     project, resolved, graph, nodes, chosen = _selected(
-        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars
+        project_dir, dbt_project, profiles_dir, target, _union(selection, select), None, vars, state
     )
     latest = RunLog.for_target(project, resolved).latest_checks()
     table = Table(title=f"Checks on {resolved.name}")

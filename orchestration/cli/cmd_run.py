@@ -96,6 +96,8 @@ def _run_and_report(project: Project, resolved, server, parameters: dict) -> Non
         console.print(f"[yellow]recording:[/] {message}")
     for message in report.notes[:5]:
         console.print(f"[dim]note:[/] {message}")
+    if report.state_note:  # a run log or --state that could not be trusted: everything selected was built
+        console.print(f"[bold yellow]not state-aware:[/] {report.state_note}", highlight=False)
     if report.warehouse_error:
         console.print(
             f"[red]{report.warehouse_error}.[/] What it was building is not visible: dbt replaces each relation "

@@ -52,6 +52,14 @@ SelectOpt = Annotated[
     list[str] | None,
     typer.Option("--select", "-s", help="dbt selection (repeatable; several values are a union), as dbt's -s."),
 ]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Artifacts to compare with for state:, result: and source_status: selection, as dbt's --state "
+        "(default: the target's deployed state, saved by `headwater deploy` or `plan --save`).",
+    ),
+]
 ExcludeOpt = Annotated[
     list[str] | None, typer.Option("--exclude", help="Selection to leave out (repeatable), as dbt's --exclude.")
 ]
@@ -125,17 +133,22 @@ def _graph(project: Project, resolved, options=None):
         raise _fail(str(exc)) from None
 
 
-def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude, vars_text=None):
+def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude, vars_text=None, state_dir=None):
     """Project, target, graph, the selected node ids and their assets, for the commands that list."""
     from assets import SelectionError
     from assets.selection import select_nodes
+    from orchestration.dbt.state import state_lookup
 
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
-    graph = _graph(project, resolved, _options(vars_text))
+    options = _options(vars_text)
+    graph = _graph(project, resolved, options)
+    lookup = state_lookup(project, resolved, state_dir, options)
     try:
-        nodes = select_nodes(graph, selection, exclude)
+        nodes = select_nodes(graph, selection, exclude, state=lookup)
     except SelectionError as exc:
         raise _fail(str(exc)) from None
+    for note in lookup.notes:
+        console.print(f"[bold red]error:[/] {note}")
     keys = {k for uid in nodes if (k := graph.nodes[uid].asset_key) is not None and k in graph.specs}
     return project, resolved, graph, nodes, keys

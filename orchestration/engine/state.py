@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
@@ -41,10 +42,10 @@ def decide(plan: RunPlan, run_log: Any, target: Target, report: MaterializeRepor
     """The stale part of ``plan`` after this run's ingest (``report`` holds what it loaded)."""
     graph = plan.graph
     try:
-        other = run_log.other_project(project_name)
+        other = run_log.other_project(project_name, exclude_run=report.run_id)
         if other:
             return StateDecision(plan, fallback=f"the run log belongs to project {other!r}, not {project_name!r}")
-        latest, successful = run_log.latest()
+        latest, successful = run_log.latest(project_name)
         checks = run_log.latest_checks()
     except Exception as exc:  # a corrupt or unreadable run log: build everything rather than guess
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -242,3 +243,27 @@ def suite_due(plan: RunPlan, report: MaterializeReport, key: AssetKey) -> bool:
     if not report.state_aware or report.assets[str(key)].status == "success":
         return True
     return bool(plan.graph.downstream([key]) & set(plan.selected))
+
+
+def stale_now(graph: AssetGraph, run_log: Any, target: Target) -> tuple[dict[AssetKey, str], str | None]:
+    """What the next run would find stale, for ``headwater assets`` and ``status``: the run log, plus the relations
+    in the warehouse and the newest ``loaded_at_field`` of every source Headwater does not load, as the run reads
+    them. Returns the reasons and a note when the warehouse could not be inspected (then dropped relations and new
+    source data are not seen: the note says so). A run log that cannot be read raises, as it would for the run."""
+    latest, successful = (dict(m) for m in run_log.latest(graph.project_name))
+    checks = run_log.latest_checks()
+    now = datetime.now(UTC)
+    readers = [k for k, spec in graph.specs.items() if spec.kind.is_dbt]
+    note, present = None, None
+    if target.type == "duckdb" and not Path(target.config["path"]).exists():  # never built: nothing is there
+        present = set()
+    try:
+        if present is None:
+            for record in _observe_sources(target, graph, _sources_read(graph, readers), successful, "now", now):
+                successful[record.asset_key] = record
+            present = present_relations(target)
+    except Exception as exc:  # an unreachable warehouse: say what cannot be seen from the run log alone
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        note = f"the warehouse could not be inspected ({type(exc).__name__}: {first}); dropped relations and new "
+        note += "source data are not shown (a run would build everything selected)"
+    return stale_reasons(graph, successful, latest, blocked=blocked_keys(checks), now=now, present=present), note

@@ -20,6 +20,7 @@ from assets import AssetKey, AssetKind
 from assets.checks import blocked_by
 from orchestration import interrupts
 from orchestration.dbt import executor
+from orchestration.dbt.state import state_lookup
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
 from orchestration.engine.plan import RunPlan, asset_graph, plan_run
@@ -168,14 +169,16 @@ def materialize_flow(
     threads: int | None = None,
     indirect_selection: str = "eager",
     build_all: bool = False,
+    state: str | None = None,
 ):
     """Ingest the selected sources, then build and check the selected assets that are stale on ``target`` (all of
     them with ``build_all`` or ``full_refresh``); the run's report is the flow's result.
 
     ``selection``/``exclude`` are dbt selection expressions (one, or several as a union); ``vars``,
     ``full_refresh``, ``threads`` and ``indirect_selection`` mean what dbt's flags of those names mean (``vars``
-    as a mapping or YAML text). Stale means what ``assets.run_log.stale_reasons`` says (``headwater assets``
-    shows it); fresh assets end as Cached task runs. A deployment's run holds the target's global concurrency slot
+    as a mapping or YAML text); ``state`` is the folder ``state:``, ``result:`` and ``source_status:`` selection
+    compares with, as dbt's ``--state`` (default: the target's deployed state). Stale means what
+    ``assets.run_log.stale_reasons`` says (``headwater assets`` shows it); fresh assets end as Cached task runs. A deployment's run holds the target's global concurrency slot
     (``headwater-target-<target>``, created by ``headwater deploy``) for its whole length, so runs of different
     deployments on one target wait for each other.
     """
@@ -198,7 +201,16 @@ def materialize_flow(
         )
         with interrupts.interruptible(), lock, target_lock(project, resolved):  # one run per warehouse
             return _materialize(
-                project, resolved, selection, exclude, retries, retry_delay, options, indirect_selection, build_all
+                project,
+                resolved,
+                selection,
+                exclude,
+                retries,
+                retry_delay,
+                options,
+                indirect_selection,
+                build_all,
+                state,
             )
     except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
         failure = MaterializeInterrupted(None, exc)
@@ -225,6 +237,7 @@ def _materialize(
     options: executor.DbtOptions,
     indirect: str,
     build_all: bool = False,
+    state_dir: str | None = None,
 ):
     log_file(project.data_dir)  # tracebacks of what the run reports in one line
     if project.is_headwater_dbt_project:
@@ -244,7 +257,8 @@ def _materialize(
     graph = asset_graph(
         manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator, schemas
     )
-    plan = plan_run(graph, selection, exclude, indirect=indirect)
+    lookup = state_lookup(project, resolved, state_dir, options)  # state:, result:, source_status: (asks dbt)
+    plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
     progress.done()
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
@@ -264,7 +278,7 @@ def _materialize(
         vars=dict(options.vars),
         flags=flags,
     )
-    run_log = RunLog.for_target(project, resolved)
+    run_log, replaced = RunLog.for_run(project, resolved)  # a corrupt local run log is moved aside: build all
     run_log.start_run(
         run_id,
         resolved.name,
@@ -297,9 +311,13 @@ def _materialize(
                     translator,
                     schemas,
                 )
-                plan = plan_run(graph, selection, exclude, indirect=indirect)
+                plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
                 checks.graph = checkpoints.graph = graph
-        if not (build_all or options.full_refresh):
+        if lookup.fell_back or replaced:  # a --state or a run log that cannot be trusted: build everything selected
+            report.state_note = "; ".join([*lookup.notes, *([replaced] if replaced else [])])
+            report.state_note += "; everything selected is built"
+            get_run_logger().error("%s", report.state_note)
+        elif not (build_all or options.full_refresh):
             interrupts.at("deciding what is stale")
             plan = only_stale(plan, run_log, resolved, report, mirror)
             if report.state_note:

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,6 +126,26 @@ class RunLog:
         path = project.data_dir / f"run_log_{target.name}.sqlite"
         return cls(f"sqlite:///{path}", where=str(path))
 
+    @classmethod
+    def for_run(cls, project: Project, target: Target) -> tuple[RunLog, str | None]:
+        """The run log a run writes to, and a note when it had to start a new one: a local run log that is not
+        readable (a corrupt file) is moved aside, kept beside it as ``<name>.corrupt-<UTC time>``, and a new one
+        starts, so the run builds everything selected (nothing it recorded can be trusted) and says so.
+
+        Raises:
+            RunLogError: the warehouse holding the run log does not answer.
+        """
+        try:
+            return cls.for_target(project, target), None
+        except RunLogError as exc:
+            path = project.data_dir / f"run_log_{target.name}.sqlite"
+            if target.type == "postgres" or not path.exists():
+                raise
+            kept = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+            path.rename(kept)
+            note = f"{exc.args[0].split('; move it aside')[0]}: moved aside to {kept.name}, a new run log starts"
+            return cls.for_target(project, target), note
+
     def start_run(
         self,
         run_id: str,
@@ -225,10 +245,12 @@ class RunLog:
                 run[column] = {}
         return run
 
-    def other_project(self, project: str) -> str | None:
+    def other_project(self, project: str, exclude_run: str | None = None) -> str | None:
         """The dbt project the log's runs belong to when none of them is ``project`` (a run log copied or shared from
-        another project, whose records say nothing about this one); None when it is this project's, or unknown."""
-        query = sa.select(RUNS.c.project).where(RUNS.c.project.is_not(None)).distinct()
+        another project, whose records say nothing about this one); None when it is this project's, or unknown.
+        ``exclude_run``: the run asking, already recorded as this project's."""
+        query = sa.select(RUNS.c.project).where(RUNS.c.project.is_not(None), RUNS.c.run_id != (exclude_run or ""))
+        query = query.distinct()
         with self.engine.connect() as conn:
             names = {r[0] for r in conn.execute(query) if r[0]}
         if not names or project in names or not project:
@@ -240,8 +262,10 @@ class RunLog:
             rows = conn.execute(sa.select(MATERIALIZATIONS).where(MATERIALIZATIONS.c.run_id == run_id)).mappings()
             return [Materialization(**dict(r)) for r in rows]
 
-    def latest(self) -> tuple[dict[str, Materialization], dict[str, Materialization]]:
-        """The newest materialization per asset, and the newest successful one, from one scan."""
+    def latest(self, project: str | None = None) -> tuple[dict[str, Materialization], dict[str, Materialization]]:
+        """The newest materialization per asset, and the newest successful one, from one scan; with ``project``,
+        only from runs of that dbt project (and runs older than the ``project`` column), so that two projects
+        sharing a run log and a warehouse never take each other's builds for their own."""
         latest: dict[str, Materialization] = {}
         successful: dict[str, Materialization] = {}
         # newest run last (a skipped or interrupted asset has no end time, yet it is the newest word on it)
@@ -250,6 +274,8 @@ class RunLog:
             .join(RUNS, RUNS.c.run_id == MATERIALIZATIONS.c.run_id, isouter=True)
             .order_by(RUNS.c.started_at, MATERIALIZATIONS.c.ended_at)
         )
+        if project:
+            query = query.where(sa.or_(RUNS.c.project == project, RUNS.c.project.is_(None)))
         with self.engine.connect() as conn:
             for row in conn.execute(query).mappings():
                 record = Materialization(**dict(row))
