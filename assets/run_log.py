@@ -75,7 +75,8 @@ def stale_reasons(
       ``7d``);
     - upstream: an upstream asset is stale itself, or materialized after it (a dlt table that loaded rows), or is a
       source Headwater does not load whose ``loaded_at_field`` moved since, or that has no ``loaded_at_field``
-      (nothing can tell that it did not change).
+      (nothing can tell that it did not change). Ephemeral models are looked through: what they read is upstream
+      of their readers.
 
     Assets Headwater does not build (external sources, exposures, ephemeral models) are never stale themselves.
     """
@@ -124,13 +125,32 @@ def _own_reason(
     return _due(spec.meta, mine.ended_at, now)
 
 
+def reads_through(graph: AssetGraph, spec: AssetSpec) -> list[AssetKey]:
+    """What ``spec`` reads once dbt has inlined its ephemeral models: each ephemeral dep is replaced by what it reads
+    (transitively), since its SQL runs inside ``spec`` and its upstream data is ``spec``'s upstream data."""
+    found: list[AssetKey] = []
+    seen: set[AssetKey] = set()
+    stack = list(reversed(spec.deps))
+    while stack:
+        dep = stack.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        upstream = graph.specs.get(dep)
+        if upstream is not None and upstream.ephemeral:
+            stack.extend(reversed(upstream.deps))
+        else:
+            found.append(dep)
+    return found
+
+
 def _upstream_reason(
     graph: AssetGraph, spec: AssetSpec, successful: Mapping[str, Materialization], reasons: Mapping[AssetKey, str]
 ) -> str | None:
     mine = successful.get(str(spec.key))
     if mine is None or mine.ended_at is None:  # _own_reason said "never materialized" already
         return None
-    for dep in spec.deps:
+    for dep in reads_through(graph, spec):
         upstream = graph.specs.get(dep)
         if upstream is None:
             continue

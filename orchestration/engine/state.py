@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
-from assets.run_log import Materialization, blocked_keys, stale_reasons
+from assets.run_log import Materialization, blocked_keys, reads_through, stale_reasons
 from orchestration.engine.outcomes import Outcome, TaskRecorder
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
@@ -143,9 +143,12 @@ def narrow(
 
 
 def _sources_read(graph: AssetGraph, keys: Iterable[AssetKey]) -> set[AssetKey]:
-    """Sources Headwater does not load that ``keys`` read directly."""
+    """Sources Headwater does not load that ``keys`` read directly or through ephemeral models."""
     return {
-        d for k in keys for d in graph.specs[k].deps if d in graph.specs and graph.specs[d].kind is AssetKind.SOURCE
+        d
+        for k in keys
+        for d in reads_through(graph, graph.specs[k])
+        if d in graph.specs and graph.specs[d].kind is AssetKind.SOURCE
     }
 
 

@@ -185,3 +185,34 @@ def test_a_reader_of_an_ephemeral_model_changes_code_version_with_it() -> None:
     one = build_asset_graph(python_assets=[ephemeral("e1"), reader]).specs[AssetKey.parse("s.reader")]
     two = build_asset_graph(python_assets=[ephemeral("e2"), reader]).specs[AssetKey.parse("s.reader")]
     assert one.code_version != two.code_version != reader.code_version
+
+
+def test_upstream_data_is_seen_through_an_ephemeral_model() -> None:
+    """Found by the property test: a view rebuilt under an ephemeral model left the ephemeral's reader fresh."""
+    eph = AssetSpec(
+        AssetKey.parse("s.eph"),
+        AssetKind.DBT_MODEL,
+        deps=(AssetKey.parse("s.view"), AssetKey.parse("ext.events")),
+        code_version="e",
+        config={"materialized": "ephemeral"},
+    )
+    source = AssetSpec(AssetKey.parse("ext.events"), AssetKind.SOURCE, config={"loaded_at_field": "loaded_at"})
+    graph = build_asset_graph(python_assets=[source, spec("s.view"), eph, spec("s.mart", "s.eph")])
+    mart = graph.specs[AssetKey.parse("s.mart")]
+    from dataclasses import replace
+
+    observed = replace(done("ext.events", 1), status="observed", data_version="1")
+    successful = {
+        "s.view": done("s.view", 1),
+        "s.mart": done("s.mart", 5, code=mart.code_version),
+        "ext.events": observed,
+    }
+    assert stale_reasons(graph, successful) == {}
+    rebuilt = {**successful, "s.view": done("s.view", 9)}
+    assert stale_reasons(graph, rebuilt) == {AssetKey.parse("s.mart"): "upstream s.view materialized since"}
+    moved = {**successful, "ext.events": replace(observed, ended_at=T0 + timedelta(minutes=9), message="moved")}
+    assert stale_reasons(graph, moved) == {AssetKey.parse("s.mart"): "source ext.events: moved"}
+    assert stale_reasons(graph, {**successful, "s.view": done("s.view", 1, code="v0")}) == {
+        AssetKey.parse("s.view"): "code changed since last materialization",
+        AssetKey.parse("s.mart"): "upstream s.view is stale",
+    }
