@@ -78,9 +78,11 @@ def interrupt_at(args: list[str], env: dict[str, str], phase: str, signum: int, 
     try:
         output, _ = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGUSR1)  # the CLI prints every thread's stack: where it is stuck
+        time.sleep(2)
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
-        raise AssertionError(f"still running 120 s after the signal:\n{output[-3000:]}") from None
+        raise AssertionError(f"still running 120 s after the signal:\n{output[-12000:]}") from None
     took = time.monotonic() - sent
     time.sleep(0.5)
     listing = subprocess.run(
