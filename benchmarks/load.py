@@ -11,15 +11,24 @@ checks. Then, as the baseline in
 the same run, plain ``dbt build`` of the same project on the same warehouse. The last line is exactly
 ``ratio <headwater/dbt> models <built>/<N> rows <ingested> wall_s <s> peak_rss_mib <MiB>`` (ratio ``-`` without a
 baseline). Peak memory is the Headwater process's own (the ephemeral Prefect server runs in a child process).
+
+``--server`` runs every Headwater process against one started Prefect server (production's set-up) instead of each
+starting its own local one (the quickstart's: ~6.5 s per run, and the run waits until that server has recorded every
+task run). ``--reruns`` then times the state-aware reruns in the same process tree: an idle rerun (nothing changed: nothing
+may be built) and a rerun after one edit to a staging model (exactly its downstream may be built: the nodes dbt ran,
+from the run log, against what ``<model>+`` selects), each as a share of the full run, and prints
+``idle_share <idle/full> idle_built <n> change_share <change/full> change_built <n>/<expected> exact <yes|no>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -117,19 +126,79 @@ def built(data: Path, prefix: str) -> int:
         ).fetchone()[0]
 
 
+def built_keys(data: Path) -> set[str]:
+    """The assets the last run recorded as built (status success), from the run log."""
+    with sqlite3.connect(data / "run_log_dev.sqlite") as con:
+        run_id = con.execute("select run_id from runs order by started_at desc limit 1").fetchone()[0]
+        rows = con.execute("select asset_key from materializations where run_id = ? and status = 'success'", (run_id,))
+        return {key for (key,) in rows}
+
+
+_BUILT = ("model", "seed", "snapshot")
+"""What a run builds (an exposure downstream is recorded, not built)."""
+
+
+def _downstream(env: dict[str, str], model: str) -> set[str]:
+    """The assets ``<model>+`` selects (``headwater assets --output json``, dbt's selection): what a change to
+    ``model`` must rebuild."""
+    command = [sys.executable, "-m", "orchestration.cli", "assets", "--output", "json", "-s", f"{model}+"]
+    out = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {line["asset_key"] for line in lines if "asset_key" in line and line["resource_type"] in _BUILT}
+
+
+def reruns(project: Path, data: Path, env: dict[str, str], work: Path, full: float, model: str) -> None:
+    """An idle rerun, then a rerun after one edit of ``model``: wall time as a share of the full run, what ran."""
+    command = [sys.executable, "-m", "orchestration.cli", "materialize"]
+    idle, _, code = timed(command, env, work / "idle.log")
+    idle_built = len(built_keys(data))
+    print(f"idle rerun: exit {code}, {idle:.1f} s ({idle / full:.0%} of the full run), {idle_built} assets built")
+    path = next((project / "dbt_project" / "models").rglob(f"{model}.sql"))
+    path.write_text(path.read_text() + "\n-- edited by benchmarks/load.py --reruns\n")
+    expected = _downstream(env, model)
+    change, _, code = timed(command, env, work / "change.log")
+    ran = built_keys(data)
+    exact = "yes" if ran == expected else "no"
+    print(
+        f"one-change rerun ({model}): exit {code}, {change:.1f} s ({change / full:.0%} of the full run), "
+        f"built {len(ran)} assets, {len(expected)} selected by {model}+"
+    )
+    if ran != expected:
+        print(f"  built but not downstream: {sorted(ran - expected)[:10]}; not built: {sorted(expected - ran)[:10]}")
+    print(
+        f"idle_share {idle / full:.3f} idle_built {idle_built} change_share {change / full:.3f} "
+        f"change_built {len(ran)}/{len(expected)} exact {exact}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--scale", type=float, default=80.0, help="demo size: 80 gives ~1M order items")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain dbt build baseline")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--reruns", action="store_true", help="then time an idle rerun and a one-change rerun")
+    parser.add_argument("--changed", default="stg_marketing__ad_spend", help="the staging model --reruns edits")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="every Headwater run talks to one started Prefect server (as in production) instead of starting its "
+        "own local one (the quickstart's path)",
+    )
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="headwater-load-"))
+    server = None
     try:
         project = synthetic_project(work / "project", args.models)
         data = work / "data"
         env = _env(project, data)
+        if args.server:
+            from engine import start_server  # benchmarks/engine.py
+
+            (data / "server").mkdir(parents=True)
+            server, env["PREFECT_API_URL"] = start_server(data / "server")
+            print(f"one started Prefect server for every Headwater run: {env['PREFECT_API_URL']}", flush=True)
         started = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "orchestration.cli", "demo", "--scale", str(args.scale)],
@@ -150,6 +219,8 @@ def main() -> None:
         if code not in (0, 1):  # 1: the demo's own checks may fail at some scales; the run itself finished
             print(log.read_text()[-4000:])
             raise SystemExit(f"the load run crashed (exit {code}); log: {log}")
+        if args.reruns:  # before the baseline: nothing but Headwater has touched the warehouse yet
+            reruns(project, data, env, work, wall, args.changed)
         ratio = "-"
         if not args.no_baseline:
             dbt_env = {**env, "HEADWATER_DUCKDB_PATH": str(data / "headwater.duckdb")}
@@ -161,6 +232,9 @@ def main() -> None:
             ratio = f"{wall / base_wall:.2f}"
         print(f"ratio {ratio} models {synthetic}/{args.models} rows {rows} wall_s {wall:.1f} peak_rss_mib {peak:.0f}")
     finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
 from assets.run_log import Materialization, blocked_keys, reads_through, stale_reasons
+from orchestration.engine.checks import RunChecks
 from orchestration.engine.outcomes import Outcome, TaskRecorder
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
@@ -270,3 +271,21 @@ def stale_now(graph: AssetGraph, run_log: Any, target: Target) -> tuple[dict[Ass
         note = f"the warehouse could not be inspected ({type(exc).__name__}: {first}); dropped relations and new "
         note += "source data are not shown (a run would build everything selected)"
     return stale_reasons(graph, successful, latest, blocked=blocked_keys(checks), now=now, present=present), note
+
+
+def raw_checks(plan: RunPlan, report: MaterializeReport, mirror: TaskRecorder, checks: RunChecks) -> set[AssetKey]:
+    """The GX suites of the dlt tables that landed: each runs when its table loaded rows or something reading it is
+    built (it gates that); otherwise it is Cached, its last result standing. Returns the tables kept so. (Their
+    reconcile checks always run, with the load: they find what an incremental cursor cannot see.)"""
+    landed = [k for k in plan.selected if _landed(report, k)]
+    kept = {k for k in landed if not suite_due(plan, report, k)}
+    for check in (c for k in sorted(kept) for c in plan.graph.checks_for(k) if c.kind == "gx"):
+        why = "fresh: its table loaded nothing new and nothing reading it is built; its last result stands"
+        mirror.finish(check.unique_id, Outcome.CACHED, why)
+    checks.suites(k for k in landed if k not in kept)
+    return kept
+
+
+def _landed(report: MaterializeReport, key: AssetKey) -> bool:
+    result = report.assets.get(str(key))
+    return result is not None and result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")

@@ -35,7 +35,7 @@ from orchestration.engine.report import (
     records,
 )
 from orchestration.engine.stages import bad_assets, build_dbt
-from orchestration.engine.state import only_stale, suite_due
+from orchestration.engine.state import only_stale, raw_checks
 from orchestration.engine.tasks import mirrored_tasks
 from orchestration.errors import log_failure, log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
@@ -105,6 +105,8 @@ def _ingest(
     checkpoints: Checkpoints | None = None,
     full_refresh: bool = False,
 ) -> None:
+    """dlt loads the selected tables, source by source; a table's quarantine and reconcile checks follow its load
+    (reconcile also when it loaded nothing: it finds the source changes an incremental cursor cannot see)."""
     from ingestion import get_source
 
     progress = reporter()
@@ -311,6 +313,7 @@ def _materialize(
                     translator,
                     schemas,
                 )
+                lookup = state_lookup(project, resolved, state_dir, options)  # dbt answers for the new manifest
                 plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
                 checks.graph = checkpoints.graph = graph
         if lookup.fell_back or replaced:  # a --state or a run log that cannot be trusted: build everything selected
@@ -326,13 +329,7 @@ def _materialize(
         # table that loaded nothing, only when something that reads it is built)
         interrupts.at("the checks of the raw tables")
         checks.freshness(plan.freshness_keys)
-        landed = [k for k in plan.selected if _landed(report, k)]
-        kept = {k for k in landed if not suite_due(plan, report, k)}
-        for check in (c for k in sorted(kept) for c in graph.checks_for(k) if c.kind == "gx"):
-            mirror.finish(
-                check.unique_id, Outcome.CACHED, "fresh: its table loaded nothing new and nothing reading it is built"
-            )
-        checks.suites(k for k in landed if k not in kept)
+        kept = raw_checks(plan, report, mirror, checks)
         interrupts.at("dbt build")
         build_dbt(
             project,
@@ -434,8 +431,3 @@ def _joined(expression: str | list[str] | None) -> str | None:
     if expression is None or isinstance(expression, str):
         return expression or None
     return " ".join(e for e in expression if e) or None
-
-
-def _landed(report: MaterializeReport, key: AssetKey) -> bool:
-    result = report.assets.get(str(key))
-    return result is not None and result.kind == AssetKind.DLT.value and result.status in ("success", "unchanged")

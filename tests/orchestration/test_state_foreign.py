@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import base_env, run_cli
+from tests.conftest import base_env, read_task_runs, run_cli
+from tests.orchestration.test_engine import flow_run_id
 
 FILES = {
     "dbt_project.yml": """
@@ -63,7 +64,8 @@ def foreign(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
         con.execute("insert into ext.events values (1, 1, '2026-11-01 10:00'), (2, 2, '2026-11-01 11:00')")
     env = base_env(root / "data", root / "prefect_home", api_url=prefect_server)
     env["FOREIGN_DUCKDB_PATH"] = str(warehouse)
-    return {"env": env, "args": ["--dbt-project", str(project), "--profiles-dir", str(project)], "root": root}
+    args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
+    return {"env": env, "args": args, "root": root, "api": prefect_server}
 
 
 def _run(foreign) -> tuple[set[str], set[str], str]:
@@ -82,8 +84,12 @@ def test_a_foreign_project_skips_everything_idle_and_rebuilds_what_reads_a_moved
     built, _, _ = _run(foreign)
     assert built == everything
 
-    built, fresh, _ = _run(foreign)
+    built, fresh, out = _run(foreign)
     assert built == set() and fresh == everything, "nothing changed: nothing built"
+    runs = read_task_runs(foreign["api"], flow_run_id(out), expect_at_least=len(everything))
+    assert sorted(r.name for r in runs) == sorted(everything), "the flow run still shows the whole graph"
+    assert {(r.state_type.value, r.state_name) for r in runs} == {("COMPLETED", "Cached")}
+    assert all(r.state.message.startswith("fresh: ") for r in runs), [r.state.message for r in runs]
 
     with duckdb.connect(foreign["env"]["FOREIGN_DUCKDB_PATH"]) as con:
         con.execute("insert into ext.events values (3, 1, '2026-11-02 09:00')")
