@@ -78,6 +78,25 @@ def _text(value: Any) -> str:
     return text.replace("T", " ").removesuffix("+00:00")[:26]
 
 
+def _equal(a: Any, b: Any) -> bool:
+    return a == b or _same(a, b)
+
+
+def comparable(cursors: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``key -> cursor`` with each cursor in the form :func:`reconcile` compares (a number as a float, anything else
+    as its text, timestamps as ``YYYY-MM-DD HH:MM:SS[.ffffff]``), so that most pairs compare equal at once: one
+    conversion per row instead of two per comparison (1.9M rows of the demo at scale 80 were 6 s of it)."""
+    out: dict[Any, Any] = {}
+    for key, value in cursors.items():
+        if value is None or isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, int | float):
+            out[key] = float(value)
+        else:
+            out[key] = _text(value)
+    return out
+
+
 def reconcile(
     table: str,
     source: Mapping[Any, Any],
@@ -86,14 +105,15 @@ def reconcile(
     source_rows: Mapping[Any, Mapping[str, Any]] | None = None,
     warehouse_rows: Mapping[Any, Mapping[str, Any]] | None = None,
 ) -> Reconciliation:
-    """Compare ``source`` and ``warehouse`` (key -> cursor) and, where given, the sampled rows (key -> columns).
+    """Compare ``source`` and ``warehouse`` (key -> cursor, best through :func:`comparable`) and, where given, the
+    sampled rows (key -> columns).
 
     Pure: the callers read both sides.
     """
     held = set(quarantined)
     deleted = sorted(set(warehouse) - set(source), key=str)
     missing = sorted(set(source) - set(warehouse) - held, key=str)
-    stale = sorted((k for k in set(source) & set(warehouse) if not _same(source[k], warehouse[k])), key=str)
+    stale = sorted((k for k in source.keys() & warehouse.keys() if not _equal(source[k], warehouse[k])), key=str)
     changed = []
     for key in sorted(set(source_rows or {}) & set(warehouse_rows or {}), key=str):
         ours, theirs = (source_rows or {})[key], (warehouse_rows or {})[key]
@@ -135,5 +155,5 @@ class SqliteReader:
 
 def sample_keys(source: Mapping[Any, Any], warehouse: Mapping[Any, Any], size: int = SAMPLE) -> list[Any]:
     """The keys whose whole rows are compared: present on both sides with the same cursor."""
-    same = [k for k in set(source) & set(warehouse) if _same(source[k], warehouse[k])]
+    same = [k for k in source.keys() & warehouse.keys() if _equal(source[k], warehouse[k])]
     return _sample(same, size)

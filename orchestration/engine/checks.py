@@ -89,7 +89,7 @@ class RunChecks:
             return
         import sqlalchemy as sa
 
-        from ingestion.reconcile import reconcile, sample_keys
+        from ingestion.reconcile import comparable, reconcile, sample_keys
 
         reader = definition.reader(self.project.source_paths)
         engine = sa.create_engine(self.target.sqlalchemy_url())
@@ -99,8 +99,8 @@ class RunChecks:
                     self.mirror.open(check.unique_id)
                     table = check.owned_key.name
                     try:
-                        source = reader.cursors(table)
-                        warehouse = self._warehouse_cursors(conn, check.owned_key, reader)
+                        source = comparable(reader.cursors(table))
+                        warehouse = comparable(self._warehouse_cursors(conn, check.owned_key, reader))
                         held = self._quarantined(conn, definition.dataset, table)
                         keys = sample_keys(source, warehouse)
                         found = reconcile(
@@ -118,11 +118,15 @@ class RunChecks:
 
     @staticmethod
     def _warehouse_cursors(conn: Any, key: AssetKey, reader: Any) -> dict[Any, Any]:
-        import sqlalchemy as sa
-
         schema, table = key.parts[0], key.parts[-1]
         sql = f'select "{reader.key}", "{reader.cursor}" from "{schema}"."{table}"'  # noqa: S608 - names from the registry
-        return dict(conn.execute(sa.text(sql)).fetchall())
+        # every row of the table, fetched from the DBAPI cursor: no SQLAlchemy row objects (2 s at 1.9M rows);
+        # errors of the statement are still SQLAlchemy's (DBAPIError), as the caller expects
+        result = conn.exec_driver_sql(sql)
+        try:
+            return dict(result.cursor.fetchall())
+        finally:
+            result.close()
 
     @staticmethod
     def _warehouse_rows(conn: Any, key: AssetKey, column: str, keys: list[Any]) -> dict[Any, dict[str, Any]]:
