@@ -11,6 +11,7 @@ deployment) reloads the source from scratch, which repairs all three. Rows a con
 from __future__ import annotations
 
 import hashlib
+import heapq
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,9 +58,16 @@ class Reconciliation:
         return "; ".join(parts) + f"; `headwater ingest --full-refresh {source}` reloads the source and repairs them"
 
 
+def _spread(key: Any) -> int:
+    """A stable pseudo-random rank of ``key`` (an integer key: a multiplicative hash; others: SHA-1 of the text)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    return int.from_bytes(hashlib.sha1(str(key).encode()).digest()[:8], "big")
+
+
 def _sample(keys: Iterable[Any], size: int) -> list[Any]:
-    """A deterministic sample: the keys whose hash is smallest (the same keys every run, spread over the table)."""
-    return sorted(keys, key=lambda k: hashlib.sha1(str(k).encode()).hexdigest())[:size]
+    """A deterministic sample: the keys of smallest rank (the same keys every run, spread over the table)."""
+    return heapq.nsmallest(size, keys, key=_spread)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -74,8 +82,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    text = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
-    return text.replace("T", " ").removesuffix("+00:00")[:26]
+    if isinstance(value, str):
+        text = value.replace("T", " ", 1) if "T" in value else value
+    else:
+        text = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+    return text.removesuffix("+00:00")[:26]
 
 
 def _equal(a: Any, b: Any) -> bool:
