@@ -14,7 +14,8 @@ baseline). Peak memory is the Headwater process's own (the ephemeral Prefect ser
 
 ``--server`` runs every Headwater process against one started Prefect server (production's set-up) instead of each
 starting its own local one (the quickstart's: ~6.5 s per run, and the run waits until that server has recorded every
-task run). ``--reruns`` then times the state-aware reruns in the same process tree: an idle rerun (nothing changed: nothing
+task run); before each rerun the benchmark waits, untimed, until the server has recorded the previous run (as a
+schedule's next run finds it; ``engine.py`` reads task runs back between runs likewise). ``--reruns`` then times the state-aware reruns in the same process tree: an idle rerun (nothing changed: nothing
 may be built) and a rerun after one edit to a staging model (exactly its downstream may be built: the nodes dbt ran,
 from the run log, against what ``<model>+`` selects), each as a share of the full run, and prints
 ``idle_share <idle/full> idle_built <n> change_share <change/full> change_built <n>/<expected> exact <yes|no>``.
@@ -147,10 +148,36 @@ def _downstream(env: dict[str, str], model: str) -> set[str]:
     return {line["asset_key"] for line in lines if "asset_key" in line and line["resource_type"] in _BUILT}
 
 
+def settle(env: dict[str, str], log: Path, timeout: float = 300) -> int:
+    """With a started server: wait (untimed) until it has recorded the run's task runs (their count is stable for
+    3 s), as a schedule's next run would find it; the next run then does not share the CPU with that backlog."""
+    import re
+    from uuid import UUID
+
+    api = env.get("PREFECT_API_URL")
+    match = re.search(r"flow run ([0-9a-f-]{36})", log.read_text())
+    if not api or not match:
+        return -1
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flt = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(match.group(1))]))
+    counts: list[int] = []
+    deadline = time.monotonic() + timeout
+    with SyncPrefectClient(api) as client:
+        while time.monotonic() < deadline and not (len(counts) > 3 and len(set(counts[-4:])) == 1):
+            response = client.request("POST", "/task_runs/count", json={"flow_runs": flt.model_dump(mode="json")})
+            counts.append(int(response.json()))
+            time.sleep(1)
+    return counts[-1] if counts else -1
+
+
 def reruns(project: Path, data: Path, env: dict[str, str], work: Path, full: float, model: str) -> None:
     """An idle rerun, then a rerun after one edit of ``model``: wall time as a share of the full run, what ran."""
     command = [sys.executable, "-m", "orchestration.cli", "materialize"]
+    settle(env, work / "materialize.log")
     idle, _, code = timed(command, env, work / "idle.log")
+    settle(env, work / "idle.log")
     idle_built = len(built_keys(data))
     print(f"idle rerun: exit {code}, {idle:.1f} s ({idle / full:.0%} of the full run), {idle_built} assets built")
     path = next((project / "dbt_project" / "models").rglob(f"{model}.sql"))

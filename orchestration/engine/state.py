@@ -258,7 +258,8 @@ def stale_now(graph: AssetGraph, run_log: Any, target: Target) -> tuple[dict[Ass
     checks = run_log.latest_checks()
     now = datetime.now(UTC)
     readers = [k for k, spec in graph.specs.items() if spec.kind.is_dbt]
-    note, present = None, None
+    note: str | None = None
+    present: set[str] | None = None
     if target.type == "duckdb" and not Path(target.config["path"]).exists():  # never built: nothing is there
         present = set()
     try:
