@@ -8,6 +8,7 @@ read-only commands that import them do not pay for Prefect.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -44,3 +45,16 @@ class TaskRecorder(Protocol):
 
     def finish(self, node_id: str, outcome: str, message: str = "", at: datetime | None = None) -> None:
         """The node's attempt ended with ``outcome`` (an :class:`Outcome` value)."""
+
+
+_DBT_WRAPPER = re.compile(r"^[\w ]*Error in \w+ \S+ \(.*\)$")
+"""dbt's first line of a node's error, ``Runtime Error in model orders (models/orders.sql)``: where, not what."""
+
+
+def headline(message: str) -> str:
+    """The line of a node's error that says what went wrong: the first, or the one after dbt's "X Error in model m
+    (path)" line (``Invalid Input Error: ...``); at most 500 characters."""
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    if len(lines) > 1 and _DBT_WRAPPER.match(lines[0]):
+        return lines[1][:500]
+    return lines[0][:500] if lines else ""

@@ -27,13 +27,15 @@ def publish_summary(report: MaterializeReport, task_run_ids: Mapping[str, UUID] 
     from prefect.runtime import flow_run
 
     try:
+        current = flow_run.get_id()
+        if current:
+            log_summary(report, UUID(current))
         create_markdown_artifact(
             markdown=summary_markdown(report), key="headwater-run-summary", description="Headwater run summary"
         )
         ids = task_run_ids or {}
         noted = [c for c in report.checks if c.status in ("fail", "error", "warn") and c.check.unique_id in ids]
         if noted:  # the client's public call: create_markdown_artifact cannot name another task run
-            current = flow_run.get_id()
             with get_client(sync_client=True) as client:
                 for outcome in sorted(noted, key=lambda c: c.check.id)[:_CHECK_ARTIFACTS]:
                     client.create_artifact(
@@ -47,6 +49,28 @@ def publish_summary(report: MaterializeReport, task_run_ids: Mapping[str, UUID] 
                     )
     except Exception as exc:  # the artifacts are a view of the report: the run's record matters more
         report.mirror_errors.append(f"run artifacts: {type(exc).__name__}: {exc}")
+
+
+def log_summary(report: MaterializeReport, flow_run_id: UUID) -> None:
+    """The run's own lines in its flow run's logs: the verdict and counts, then every final failure on its own line
+    (asset or check, with what went wrong), as the terminal shows them."""
+    import logging
+
+    from orchestration.engine.outcomes import headline
+    from orchestration.prefect.task_mirror import api_log
+
+    verdict = f"interrupted ({report.interrupted})" if report.interrupted else "success" if report.ok else "failed"
+    counts: dict[str, int] = {}
+    for result in report.assets.values():
+        counts[result.status] = counts.get(result.status, 0) + 1
+    shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    api_log(flow_run_id, logging.INFO, f"run {report.run_id} on {report.target}: {verdict}; assets: {shown}")
+    if report.state_note:
+        api_log(flow_run_id, logging.WARNING, f"not state-aware: {report.state_note}")
+    for result in sorted(report.failed, key=lambda r: r.key):
+        api_log(flow_run_id, logging.ERROR, f"failed {result.key}: {headline(result.message or '') or 'failed'}")
+    for check in sorted(report.failed_checks, key=lambda c: c.check.id):
+        api_log(flow_run_id, logging.ERROR, f"check {check.status} {check.check.id}: {headline(check.message or '')}")
 
 
 _CHECK_ARTIFACTS = 50

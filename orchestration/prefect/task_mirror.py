@@ -18,13 +18,46 @@ from prefect.client.schemas.objects import TaskRun, TaskRunPolicy, TaskRunResult
 from prefect.events import Event
 from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending, Retrying, Running, State
 
-from orchestration.engine.outcomes import MirroredTask, Outcome
+from orchestration.engine.outcomes import MirroredTask, Outcome, headline
 from orchestration.prefect._compat import emit_task_run_state_change_event
 from orchestration.worker import QueueWorker
 
 __all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
 
 logger = logging.getLogger(__name__)
+
+_TASK_LOG = logging.getLogger("headwater.runs")
+"""The run's and each task run's own lines, sent to Prefect's logs API only (the terminal has Headwater's summary)."""
+
+
+def _task_log() -> logging.Logger:
+    if not _TASK_LOG.handlers:
+        from prefect.logging.handlers import APILogHandler
+
+        _TASK_LOG.addHandler(APILogHandler())
+        _TASK_LOG.propagate = False
+        _TASK_LOG.setLevel(logging.INFO)
+    return _TASK_LOG
+
+
+def api_log(
+    flow_run_id: uuid.UUID, level: int, text: str, at: datetime | None = None, task_run_id: uuid.UUID | None = None
+) -> None:
+    """One line in a flow run's (or one of its task runs') logs in Prefect's UI, through Prefect's logs API (batched
+    by Prefect's log worker; the CLI drains it before it exits). Not printed: the terminal has the summary."""
+    extra = {"flow_run_id": str(flow_run_id), "task_run_id": str(task_run_id) if task_run_id else None}
+    task_log = _task_log()
+    record = task_log.makeRecord(task_log.name, level, __file__, 0, "%s", (text,), None, extra=extra)
+    record.created = (at or datetime.now(UTC)).timestamp()
+    task_log.handle(record)
+
+
+_LOG_LEVEL = {
+    Outcome.FAILED: logging.ERROR,
+    Outcome.AWAITING_RETRY: logging.WARNING,
+    Outcome.SKIPPED: logging.WARNING,
+    Outcome.INTERRUPTED: logging.WARNING,
+}
 
 
 class TaskRunMirror:
@@ -124,6 +157,11 @@ class TaskRunMirror:
             follows=self._last_event.get(node_id),
         )
 
+    def _log(self, node_id: str, level: int, text: str, at: datetime) -> None:
+        """One line in the node's task run logs."""
+        if self.flow_run_id is not None:
+            api_log(self.flow_run_id, level, text, at, task_run_id=self._runs[node_id].id)
+
     def _on_open(self, node_id: str, at: datetime) -> None:
         run = self._task_run(node_id, at, announce=False)
         previous = run.state
@@ -133,6 +171,7 @@ class TaskRunMirror:
             run.start_time = at  # type: ignore[assignment]  # Prefect's DateTime is a datetime at run time
         run.end_time = None
         self._emit(node_id, previous, state)
+        self._log(node_id, logging.INFO, f"{node_id}: started (attempt {run.run_count})", at)
 
     def _on_finish(self, node_id: str, at: datetime, outcome: str, message: str) -> None:
         # a node that never started (Cached, Skipped) is created by its final state: one event, not two (the
@@ -153,11 +192,25 @@ class TaskRunMirror:
             state = Cancelled(timestamp=at, name="Skipped", message=message or "an upstream asset failed")
         elif outcome == Outcome.INTERRUPTED:
             state = Cancelled(timestamp=at, name="Interrupted", message=message or "the run was interrupted")
-        else:
-            state = Failed(timestamp=at, message=message or None)
+        else:  # the state says what went wrong in one line; the logs keep the whole error
+            state = Failed(timestamp=at, message=headline(message) or None)
+        if (
+            previous is not None
+            and previous.is_final()
+            and (previous.name, previous.message)
+            == (
+                state.name,
+                state.message,
+            )
+        ):
+            return  # the same final word again (a descendant skipped in each retry round): nothing new to record
         if state.is_final():
             run.end_time = at  # type: ignore[assignment]
         self._emit(node_id, previous, state)
+        took = f" after {(at - previous.timestamp).total_seconds():.2f} s" if previous and previous.is_running() else ""
+        line = f"{node_id}: {(state.name or '').lower()}{took}" + (f"\n{message.strip()}" if message.strip() else "")
+        if outcome != Outcome.CACHED:  # a fresh asset's state message says why it was kept: no line per asset
+            self._log(node_id, _LOG_LEVEL.get(outcome, logging.INFO), line, at)
 
     def summary(self) -> Mapping[str, int]:
         """Attempts per node as recorded (for the run report)."""

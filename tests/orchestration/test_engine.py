@@ -218,3 +218,43 @@ def test_status_shows_the_run_log(run) -> None:
 
 def test_foreign_project_is_left_unchanged(run) -> None:
     assert run["unchanged"]
+
+
+def test_each_task_run_has_its_own_log_lines_and_a_failure_its_whole_error(run) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    runs = by_name(read_task_runs(run["api"], flow_run_id(run["first"].stdout), expect_at_least=9))
+
+    def lines(name: str) -> list[str]:
+        flt = LogFilter(task_run_id=LogFilterTaskRunId(any_=[runs[name].id]))
+        with SyncPrefectClient(run["api"]) as client:
+            return [
+                log.message for log in client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=0)
+            ]
+
+    broken = lines("main.broken")
+    assert [line.split("\n")[0] for line in broken if "started" in line] == [
+        f"model.flaky.broken: started (attempt {n})" for n in (1, 2, 3)
+    ]
+    assert "broken beyond retries" in broken[-1] and broken[-1].startswith("model.flaky.broken: failed after")
+    state = runs["main.broken"].state.message or ""
+    assert "\n" not in state and state, "the state message is the error's first line; the logs hold the rest"
+    base = lines("main.base")
+    assert base[0] == "model.flaky.base: started (attempt 1)" and base[-1].startswith("model.flaky.base: completed")
+    assert not any("select" in line.lower() for line in base), "no SQL of a successful model in its logs"
+    skipped = lines("main.broken_child")
+    assert len(skipped) == 1 and "an upstream node failed" in skipped[0]
+
+    from prefect.client.schemas.filters import LogFilterFlowRunId
+
+    flt = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs["main.broken"].flow_run_id]))
+    with SyncPrefectClient(run["api"]) as client:
+        run_lines = [
+            log.message
+            for log in client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=0)
+            if log.task_run_id is None
+        ]
+    assert any(line.startswith("run ") and ": failed; assets: " in line for line in run_lines), run_lines
+    assert "failed main.broken: Invalid Input Error: broken beyond retries" in run_lines, run_lines

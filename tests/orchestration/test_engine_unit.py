@@ -162,3 +162,25 @@ def test_the_run_summary_names_every_trouble_up_to_a_bound_and_counts_the_rest()
     assert "assets: 60 failed, 1 success" in text
     assert "| `main.m00` | failed | 1 | a \\| b |" in text, "first line of the error, pipes escaped"
     assert "| ... | 10 more | | |" in text and "main.m50" not in text
+
+
+@pytest.mark.parametrize(
+    ("message", "line"),
+    [
+        (
+            "Runtime Error in model broken (models/broken.sql)\n  Invalid Input Error: boom\n  more",
+            "Invalid Input Error: boom",
+        ),
+        (
+            "Database Error in test not_null_x_id (models/schema.yml)\n  syntax error at or near",
+            "syntax error at or near",
+        ),
+        ("Runtime Error in model m (models/m.sql)", "Runtime Error in model m (models/m.sql)"),
+        ("KeyError: 'x'\nTraceback ...", "KeyError: 'x'"),
+        ("", ""),
+    ],
+)
+def test_a_failures_headline_says_what_went_wrong_not_where(message: str, line: str) -> None:
+    from orchestration.engine.outcomes import headline
+
+    assert headline(message) == line
