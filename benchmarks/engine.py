@@ -224,7 +224,16 @@ def main() -> None:
         "--target-path",
         str(project / "target_dbt"),
     ]
-    hw_cmd = [str(BIN / "headwater"), "materialize", "--dbt-project", str(project), "--profiles-dir", str(project)]
+    # --all: every pair compares whole builds (state-aware, a rerun of an unchanged project builds nothing)
+    hw_cmd = [
+        str(BIN / "headwater"),
+        "materialize",
+        "--all",
+        "--dbt-project",
+        str(project),
+        "--profiles-dir",
+        str(project),
+    ]
     try:
         print(f"project: {args.models} models + {args.models} tests in {project}; prefect server {api}")
         for label, cmd in (("warm-up dbt", dbt_cmd), ("warm-up headwater", hw_cmd)):
