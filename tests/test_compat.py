@@ -85,3 +85,15 @@ def test_sqlalchemy_still_releases_pooled_connections_through_the_named_function
     assert SQLALCHEMY_RELEASE_FUNCTIONS == ("_close_connection", "_finalize_fairy")
     assert callable(getattr(pool_base.Pool, "_close_connection", None)), "Pool._close_connection moved"
     assert callable(getattr(pool_base, "_finalize_fairy", None)), "sqlalchemy.pool.base._finalize_fairy moved"
+
+
+def test_sqlalchemy_results_still_expose_their_dbapi_cursor() -> None:
+    import sqlalchemy as sa
+
+    from orchestration.warehouse._compat import dbapi_rows
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql("select 1, 'a' union all select 2, 'b'")
+        assert dbapi_rows(result) == [(1, "a"), (2, "b")], "CursorResult.cursor moved"
+    engine.dispose()

@@ -18,6 +18,7 @@ from orchestration import interrupts
 from orchestration.engine.outcomes import Outcome
 from orchestration.errors import log_failure
 from orchestration.project import Project
+from orchestration.warehouse._compat import dbapi_rows
 from orchestration.warehouse.targets import Target
 
 if TYPE_CHECKING:
@@ -33,6 +34,23 @@ def _mirror_outcome(outcome: CheckOutcome) -> str:
 
 if TYPE_CHECKING:
     from orchestration.engine.outcomes import TaskRecorder
+
+
+def newest(conn: Any, schema: str, table: str, expression: str) -> Any:
+    """``max(<expression>)`` over a relation: a source's newest ``loaded_at_field``, for its freshness check and for
+    the state-aware decision. The relation comes from the graph, the expression from the dbt project's own source
+    config. On an error the connection is rolled back (PostgreSQL's transaction is aborted) and the error raised.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the warehouse could not answer the query.
+    """
+    import sqlalchemy as sa
+
+    try:
+        return conn.execute(sa.text(f'select max({expression}) from "{schema}"."{table}"')).scalar()  # noqa: S608
+    except sa.exc.DBAPIError:
+        conn.rollback()
+        raise
 
 
 class RunChecks:
@@ -120,11 +138,10 @@ class RunChecks:
     def _warehouse_cursors(conn: Any, key: AssetKey, reader: Any) -> dict[Any, Any]:
         schema, table = key.parts[0], key.parts[-1]
         sql = f'select "{reader.key}", "{reader.cursor}" from "{schema}"."{table}"'  # noqa: S608 - names from the registry
-        # every row of the table, fetched from the DBAPI cursor: no SQLAlchemy row objects (2 s at 1.9M rows);
-        # errors of the statement are still SQLAlchemy's (DBAPIError), as the caller expects
+        # every row of the table, without SQLAlchemy's row objects (2 s at 1.9M rows; see warehouse/_compat.py)
         result = conn.exec_driver_sql(sql)
         try:
-            return dict(result.cursor.fetchall())
+            return dict(dbapi_rows(result))
         finally:
             result.close()
 
@@ -170,12 +187,9 @@ class RunChecks:
                 for check in checks:
                     self.mirror.open(check.unique_id)
                     schema, table = check.owned_key.parts[0], check.owned_key.parts[-1]
-                    # the relation comes from the graph, the expression from the dbt project's own source config
-                    sql = f'select max({check.config["loaded_at_field"]}) from "{schema}"."{table}"'  # noqa: S608
                     try:
-                        loaded_at = conn.execute(sa.text(sql)).scalar()
+                        loaded_at = newest(conn, schema, table, check.config["loaded_at_field"])
                     except sa.exc.DBAPIError as exc:
-                        conn.rollback()
                         message = f"{check.path}: cannot read {check.owned_key}: {str(exc.orig).splitlines()[0]}"
                         self._record(CheckOutcome(check, "error", None, message))
                         continue

@@ -77,6 +77,17 @@ class MaterializeReport:
         """Assets a state-aware run kept: not stale, not built, their last results standing."""
         return [r for r in self.assets.values() if r.status == "fresh"]
 
+    def verdict(self) -> str:
+        """``success``, ``failed`` or ``interrupted (<how>)``: the run in a word, as the summary and logs say it."""
+        return f"interrupted ({self.interrupted})" if self.interrupted else "success" if self.ok else "failed"
+
+    def status_counts(self) -> dict[str, int]:
+        """Assets per status (``success``, ``fresh``, ``failed``, ...)."""
+        counts: dict[str, int] = {}
+        for result in self.assets.values():
+            counts[result.status] = counts.get(result.status, 0) + 1
+        return counts
+
     @property
     def failed(self) -> list[AssetResult]:
         return [r for r in self.assets.values() if r.status == "failed"]
@@ -276,10 +287,7 @@ def summary_markdown(report: MaterializeReport) -> str:
         first = str(text or "").strip().splitlines()[0] if str(text or "").strip() else ""
         return first.replace("|", "\\|")[:200]
 
-    verdict = f"interrupted ({report.interrupted})" if report.interrupted else "success" if report.ok else "failed"
-    counts: dict[str, int] = {}
-    for result in report.assets.values():
-        counts[result.status] = counts.get(result.status, 0) + 1
+    verdict, counts = report.verdict(), report.status_counts()
     dbt = report.dbt_counts()
     lines = [
         f"# Headwater run on `{report.target}`: {verdict}",

@@ -17,7 +17,7 @@ from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
 from assets.run_log import Materialization, blocked_keys, reads_through, stale_reasons
-from orchestration.engine.checks import RunChecks
+from orchestration.engine.checks import RunChecks, newest
 from orchestration.engine.outcomes import Outcome, TaskRecorder
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
@@ -62,8 +62,7 @@ def decide(plan: RunPlan, run_log: Any, target: Target, report: MaterializeRepor
             successful[result.key] = record
     now = datetime.now(UTC)
     try:
-        observed = _observe_sources(target, graph, _sources_read(graph, plan.dbt_keys), successful, report.run_id, now)
-        present = present_relations(target)
+        observed, present = _warehouse_view(target, graph, plan.dbt_keys, successful, report.run_id, now)
     except Exception as exc:  # the warehouse's catalog did not answer: nothing can be known to be fresh
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return StateDecision(plan, fallback=f"the warehouse could not be inspected ({type(exc).__name__}: {first})")
@@ -143,6 +142,22 @@ def narrow(
     return narrowed, {uid: why for uid, why in left.items() if uid in plan.dbt_nodes or uid in plan.nodes}
 
 
+def _warehouse_view(
+    target: Target,
+    graph: AssetGraph,
+    readers: Iterable[AssetKey],
+    successful: Mapping[str, Materialization],
+    run_id: str,
+    now: datetime,
+) -> tuple[list[Materialization], set[str]]:
+    """What the decision reads from the warehouse: the sources ``readers`` read whose ``loaded_at_field`` moved, and
+    the relations present. A DuckDB file that does not exist yet holds nothing (and is not created by looking)."""
+    if target.type == "duckdb" and not Path(target.config["path"]).exists():
+        return [], set()
+    observed = _observe_sources(target, graph, _sources_read(graph, readers), successful, run_id, now)
+    return observed, present_relations(target)
+
+
 def _sources_read(graph: AssetGraph, keys: Iterable[AssetKey]) -> set[AssetKey]:
     """Sources Headwater does not load that ``keys`` read directly or through ephemeral models."""
     return {
@@ -176,12 +191,9 @@ def _observe_sources(
             for key in watched:
                 spec = graph.specs[key]
                 schema, _, table = spec.relation_name.partition(".")
-                # the relation comes from the graph, the expression from the dbt project's own source config
-                sql = f'select max({spec.config["loaded_at_field"]}) from "{schema}"."{table}"'  # noqa: S608
                 try:
-                    value = conn.execute(sa.text(sql)).scalar()
+                    value = newest(conn, schema, table, spec.config["loaded_at_field"])
                 except sa.exc.DBAPIError as exc:
-                    conn.rollback()
                     why = f"its loaded_at_field could not be read ({str(exc.orig).strip().splitlines()[0][:160]})"
                     observed.append(Materialization(str(key), run_id, "observed", 1, now, now, message=why))
                     continue
@@ -260,13 +272,9 @@ def stale_now(graph: AssetGraph, run_log: Any, target: Target) -> tuple[dict[Ass
     readers = [k for k, spec in graph.specs.items() if spec.kind.is_dbt]
     note: str | None = None
     present: set[str] | None = None
-    if target.type == "duckdb" and not Path(target.config["path"]).exists():  # never built: nothing is there
-        present = set()
     try:
-        if present is None:
-            for record in _observe_sources(target, graph, _sources_read(graph, readers), successful, "now", now):
-                successful[record.asset_key] = record
-            present = present_relations(target)
+        observed, present = _warehouse_view(target, graph, readers, successful, "now", now)
+        successful.update((record.asset_key, record) for record in observed)
     except Exception as exc:  # an unreachable warehouse: say what cannot be seen from the run log alone
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         note = f"the warehouse could not be inspected ({type(exc).__name__}: {first}); dropped relations and new "

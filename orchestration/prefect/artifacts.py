@@ -59,12 +59,8 @@ def log_summary(report: MaterializeReport, flow_run_id: UUID) -> None:
     from orchestration.engine.outcomes import headline
     from orchestration.prefect.task_mirror import api_log
 
-    verdict = f"interrupted ({report.interrupted})" if report.interrupted else "success" if report.ok else "failed"
-    counts: dict[str, int] = {}
-    for result in report.assets.values():
-        counts[result.status] = counts.get(result.status, 0) + 1
-    shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    api_log(flow_run_id, logging.INFO, f"run {report.run_id} on {report.target}: {verdict}; assets: {shown}")
+    shown = ", ".join(f"{n} {status}" for status, n in sorted(report.status_counts().items()))
+    api_log(flow_run_id, logging.INFO, f"run {report.run_id} on {report.target}: {report.verdict()}; assets: {shown}")
     if report.state_note:
         api_log(flow_run_id, logging.WARNING, f"not state-aware: {report.state_note}")
     for result in sorted(report.failed, key=lambda r: r.key):

@@ -49,23 +49,33 @@ FILES = {
 }
 
 
-@pytest.fixture(scope="module")
-def foreign(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
-    root = tmp_path_factory.mktemp("foreign")
-    project = root / "foreign"
-    for name, text in FILES.items():
-        path = project / name
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    """A dbt project from ``{relative path: text}`` (the text dedented)."""
+    for name, text in files.items():
+        path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
+
+
+def foreign_project(root: Path, api_url: str, files: dict[str, str] = FILES) -> dict:
+    """The foreign project under ``root`` with its own DuckDB warehouse, whose ``ext.events`` holds two rows, and the
+    environment and arguments that run ``headwater`` over it against the started Prefect server."""
+    project = root / "foreign"
+    write_files(project, files)
     warehouse = root / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema ext")
         con.execute("create table ext.events (id int, region_id int, loaded_at timestamp)")
         con.execute("insert into ext.events values (1, 1, '2026-11-01 10:00'), (2, 2, '2026-11-01 11:00')")
-    env = base_env(root / "data", root / "prefect_home", api_url=prefect_server)
+    env = base_env(root / "data", root / "prefect_home", api_url=api_url)
     env["FOREIGN_DUCKDB_PATH"] = str(warehouse)
     args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
-    return {"env": env, "args": args, "root": root, "api": prefect_server}
+    return {"env": env, "args": args, "root": root, "dir": project, "warehouse": warehouse, "api": api_url}
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory, prefect_server: str):
+    return foreign_project(tmp_path_factory.mktemp("foreign"), prefect_server)
 
 
 def _run(foreign) -> tuple[set[str], set[str], str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, base_env, run_cli
+from tests.orchestration.test_state_foreign import write_files
 
 FILES = {
     "dbt_project.yml": """
@@ -156,10 +156,7 @@ class Project:
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "prop"
-        for name, text in FILES.items():
-            path = self.dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text).lstrip())
+        write_files(self.dir, FILES)
         self.vars = {"min_amount": 0}
         self.env = {"PROP_LABEL": "none"}
         self.next_id = 1

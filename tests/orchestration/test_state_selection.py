@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import base_env, run_cli
-from tests.orchestration.test_state_foreign import FILES, _run
+from tests.conftest import run_cli
+from tests.orchestration.test_state_foreign import FILES, _run, foreign_project, write_files
 
 SOURCES = """
     version: 2
@@ -35,20 +34,7 @@ EVERYTHING = {"main.daily_events", "main.region_names", "main.events_by_region",
 @pytest.fixture
 def project(tmp_path: Path, prefect_server: str):
     """A fresh copy of the foreign project (whose source has a freshness block) with its own warehouse."""
-    folder = tmp_path / "foreign"
-    for name, text in {**FILES, "models/sources.yml": SOURCES}.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-    warehouse = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("create schema ext")
-        con.execute("create table ext.events (id int, region_id int, loaded_at timestamp)")
-        con.execute("insert into ext.events values (1, 1, '2026-11-01 10:00'), (2, 2, '2026-11-01 11:00')")
-    env = base_env(tmp_path / "data", tmp_path / "prefect_home", api_url=prefect_server)
-    env["FOREIGN_DUCKDB_PATH"] = str(warehouse)
-    args = ["--dbt-project", str(folder), "--profiles-dir", str(folder)]
-    return {"env": env, "args": args, "root": tmp_path, "dir": folder, "warehouse": warehouse}
+    return foreign_project(tmp_path, prefect_server, {**FILES, "models/sources.yml": SOURCES})
 
 
 def _headwater_ls(project, expression: str, *extra: str) -> tuple[set[str], str]:
@@ -184,10 +170,7 @@ def test_a_run_log_of_another_project_is_one_clear_error_and_everything_is_built
     built, _, _ = _run(project)
     assert built == EVERYTHING
     other = tmp_path / "other"
-    for name, text in {**FILES, "dbt_project.yml": FILES["dbt_project.yml"].replace("foreign", "other", 1)}.items():
-        path = other / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
+    write_files(other, {**FILES, "dbt_project.yml": FILES["dbt_project.yml"].replace("foreign", "other", 1)})
     args = ["--dbt-project", str(other), "--profiles-dir", str(other)]
     proc = run_cli(["materialize", *args], project["env"], check=False)  # the same data folder: the same run log
     out = " ".join(proc.stdout.split())
