@@ -196,6 +196,9 @@ def max_age(value: Any) -> timedelta | None:
 def _due(meta: Mapping[str, Any], ended: datetime, now: datetime) -> str | None:
     if meta.get("always") is True:
         return "always rebuilt (meta.headwater.always)"
+    policy = meta.get("automation")
+    if meta.get("max_age") in (None, "") and isinstance(policy, Mapping) and policy.get("max_age") not in (None, ""):
+        meta = {"max_age": policy.get("max_age")}  # an automation's freshness policy says the same
     limit = max_age(meta.get("max_age"))
     if limit is None:
         if meta.get("max_age") not in (None, ""):
