@@ -198,12 +198,28 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
     Raises:
         DbtInvocationError: the project does not parse; the message carries dbt's error.
     """
-    result = invoke(project, target, ["parse"], options=options)
-    interrupts.check()
-    if not result.success:
-        raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
-    _PARSED[_cache_key(project, target, options)] = result.result
-    return json.loads((project.dbt_target_path / "manifest.json").read_text())
+    with _parse_lock(project.dbt_target_path):
+        result = invoke(project, target, ["parse"], options=options)
+        interrupts.check()
+        if not result.success:
+            raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
+        _PARSED[_cache_key(project, target, options)] = result.result
+        return json.loads((project.dbt_target_path / "manifest.json").read_text())
+
+
+@contextmanager
+def _parse_lock(folder: Path) -> Iterator[None]:
+    """One parse at a time per dbt target folder, across processes: two runs of one worker may overlap (runs on
+    disjoint PostgreSQL assets do), and a parse reading manifest.json while another writes it reads half a file."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".headwater-parse.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def parsed_manifest(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) -> Any:

@@ -22,6 +22,7 @@ from assets import (
 )
 from assets.checks import gate_stages
 from assets.nodes import BUILD_TYPES
+from assets.run_log import reads_through
 from assets.selection import StateLookup, select_nodes
 from quality.suites import load_suites
 
@@ -55,6 +56,19 @@ class RunPlan:
             keys.update(self.graph.specs[key].deps)
         fresh = {c.asset_key for c in self.graph.checks if c.kind == "freshness"}
         return tuple(sorted(keys & fresh))
+
+    def lock_sets(self) -> tuple[set[str], set[str]]:
+        """The assets this run may write (selected, built by it) and those outside them it reads: what it locks on a
+        shared warehouse (``orchestration.warehouse.lock.asset_locks``)."""
+        specs = self.graph.specs
+        writes = {k for k in self.selected if specs[k].builds}
+        reads = {
+            dep
+            for key in writes
+            for dep in reads_through(self.graph, specs[key])
+            if dep not in writes and dep in specs and specs[dep].builds
+        }
+        return {str(k) for k in writes}, {str(k) for k in reads}
 
     @property
     def dbt_check_count(self) -> int:
