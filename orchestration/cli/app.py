@@ -97,7 +97,7 @@ def ingest(
     from rich.table import Table
 
     from ingestion import SOURCES, get_source
-    from orchestration.prefect.flow import load_source, regenerate_sources
+    from orchestration.prefect.ingest_stage import load_source, regenerate_sources
 
     project = _project(project_dir)
     resolved = _target(project, target)
@@ -145,7 +145,7 @@ def ingest(
 @app.command()
 def sources(target: TargetOpt = None, project_dir: ProjectDir = None) -> None:
     """Write the dbt sources files (_<source>__sources.yml) from the dlt schemas of the last ingest."""
-    from orchestration.prefect.flow import regenerate_sources
+    from orchestration.prefect.ingest_stage import regenerate_sources
 
     project = _project(project_dir)
     resolved = _target(project, target)

@@ -6,7 +6,7 @@ task run (mirrored from the work as it happens, see ``task_mirror``), wired by t
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,16 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
-from assets import AssetKey, AssetKind
 from assets.checks import blocked_by
 from orchestration import interrupts
 from orchestration.dbt import executor
 from orchestration.dbt.state import state_lookup
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
-from orchestration.engine.plan import RunPlan, asset_graph, plan_run
+from orchestration.engine.plan import asset_graph, plan_run
 from orchestration.engine.progress import reporter
 from orchestration.engine.python_assets import load_python_assets, run_python_assets
 from orchestration.engine.report import (
-    AssetResult,
     MaterializeInterrupted,
     MaterializeReport,
     alerts_for,
@@ -37,123 +35,18 @@ from orchestration.engine.report import (
 from orchestration.engine.stages import bad_assets, build_dbt
 from orchestration.engine.state import only_stale, raw_checks
 from orchestration.engine.tasks import mirrored_tasks
-from orchestration.errors import log_failure, log_file, user_errors
+from orchestration.errors import log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
+from orchestration.prefect import asset_events
 from orchestration.prefect.artifacts import publish_summary, run_url
-from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
+from orchestration.prefect.ingest_stage import ingest as _ingest
+from orchestration.prefect.ingest_stage import regenerate_sources
+from orchestration.prefect.task_mirror import TaskRunMirror
 from orchestration.project import Project
 from orchestration.settings import Settings, project_defaults, project_vars
-from orchestration.warehouse.lock import target_lock
+from orchestration.warehouse.lock import asset_locks, lock_timeout, target_lock
 from orchestration.warehouse.run_log import RunLog
 from orchestration.warehouse.targets import Target, resolve_target
-
-
-def load_source(
-    project: Project,
-    target: Target,
-    definition: Any,
-    tables: tuple[str, ...] | None = None,
-    *,
-    full_refresh: bool = False,
-) -> Any:
-    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult.
-    ``full_refresh`` reloads them from scratch (see ``ingestion.run_source``)."""
-    from ingestion import run_source
-
-    return run_source(
-        definition,
-        project.source_paths,
-        target.dlt_destination(),
-        target=target.name,
-        pipelines_dir=project.pipelines_dir,
-        tables=tables,
-        full_refresh=full_refresh,
-    )
-
-
-def regenerate_sources(project: Project, target: Target, *, strict: bool = False) -> list[tuple[str, bool]]:
-    """Rewrite the generated dbt sources from the dlt schemas; returns ``(file, changed)`` per source written.
-
-    A source never loaded on the target keeps its committed file, unless ``strict``: then its LookupError
-    (which says to run ``headwater ingest``) propagates.
-    """
-    if not project.is_headwater_dbt_project:
-        return []
-    from ingestion import SOURCES, stored_schema, write_sources_yml
-
-    written = []
-    for definition in SOURCES.values():
-        try:
-            schema = stored_schema(definition, target=target.name, pipelines_dir=project.pipelines_dir)
-        except LookupError:
-            if strict:
-                raise
-            continue
-        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
-        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
-        written.append((shown, changed))
-    return written
-
-
-def _ingest(
-    project: Project,
-    target: Target,
-    plan: RunPlan,
-    mirror: TaskRunMirror,
-    report: MaterializeReport,
-    checks: RunChecks,
-    checkpoints: Checkpoints | None = None,
-    full_refresh: bool = False,
-) -> None:
-    """dlt loads the selected tables, source by source; a table's quarantine and reconcile checks follow its load
-    (reconcile also when it loaded nothing: it finds the source changes an incremental cursor cannot see)."""
-    from ingestion import get_source
-
-    progress = reporter()
-    progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
-    for source_name, tables in plan.ingest.items():
-        definition = get_source(source_name)
-        keys = {table: AssetKey.of(definition.dataset, table) for table in tables}
-        ids = {table: plan.graph.specs[key].unique_id for table, key in keys.items()}
-        started = datetime.now(UTC)
-        for table in tables:
-            mirror.open(ids[table], started)
-        try:
-            load = load_source(project, target, definition, tables, full_refresh=full_refresh)
-        except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
-            interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
-            log_failure(f"source {source_name}", exc)
-            ended = datetime.now(UTC)
-            message = f"{type(exc).__name__}: {exc}"
-            for table in tables:
-                mirror.finish(ids[table], Outcome.FAILED, message, ended)
-                report.assets[str(keys[table])] = AssetResult(
-                    str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
-                )
-                progress.advance(str(keys[table]))
-            checks.load_failed(keys.values(), message)
-            continue
-        ended = datetime.now(UTC)
-        if load.recovered_packages:
-            get_run_logger().warning(
-                "%s: finished %d load package(s) an interrupted run left pending",
-                source_name,
-                load.recovered_packages,
-            )
-        report.ingested.append(load)
-        checks.quarantine(load, tables)
-        checks.reconcile(definition, tables)
-        for table in tables:
-            rows = load.rows.get(table, 0)
-            mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
-            status = "success" if rows else "unchanged"
-            report.assets[str(keys[table])] = AssetResult(
-                str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
-            )
-            if checkpoints and rows:  # a table that loaded nothing is "unchanged": its readers stay fresh
-                checkpoints.success(keys[table], started, ended, rows)
-            progress.advance(str(keys[table]))
-    progress.done()
 
 
 @flow(name="headwater-materialize", validate_parameters=False)
@@ -191,7 +84,7 @@ def materialize_flow(
     )
     resolved = resolve_target(project, target)
     lock: AbstractContextManager[Any] = nullcontext()
-    if deployment.get_id():
+    if deployment.get_id() and resolved.type != "postgres":  # on PostgreSQL runs lock their assets instead
         from prefect.concurrency.sync import concurrency
 
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
@@ -201,8 +94,10 @@ def materialize_flow(
             full_refresh=full_refresh,
             threads=threads,
         )
-        with interrupts.interruptible(), lock, target_lock(project, resolved):  # one run per warehouse
+        shared = resolved.type == "postgres"  # there, runs on disjoint assets overlap (see warehouse.lock)
+        with interrupts.interruptible(), lock, target_lock(project, resolved, shared=shared), ExitStack() as held:
             return _materialize(
+                held,
                 project,
                 resolved,
                 selection,
@@ -230,6 +125,7 @@ def target_lock_name(target: str) -> str:
 
 
 def _materialize(
+    held: ExitStack,
     project: Project,
     resolved: Target,
     selection: str | list[str] | None,
@@ -262,6 +158,8 @@ def _materialize(
     lookup = state_lookup(project, resolved, state_dir, options)  # state:, result:, source_status: (asks dbt)
     plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
     progress.done()
+    wait = None if deployment.get_id() else lock_timeout()  # a deployment's run waits for overlapping runs
+    waited = held.enter_context(asset_locks(resolved, *plan.lock_sets(), timeout=wait))
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
     shown_selection, shown_exclude = _joined(selection), _joined(exclude)
@@ -280,6 +178,8 @@ def _materialize(
         vars=dict(options.vars),
         flags=flags,
     )
+    if waited:
+        report.notes.append(f"waited for another run to release: {', '.join(waited)}")
     run_log, replaced = RunLog.for_run(project, resolved)  # a corrupt local run log is moved aside: build all
     run_log.start_run(
         run_id,
@@ -296,14 +196,17 @@ def _materialize(
     mirror = TaskRunMirror(UUID(flow_run_id) if flow_run_id else None, mirrored_tasks(plan))
     checks = RunChecks(project, resolved, graph, mirror)
     checkpoints = Checkpoints(run_log, run_id, resolved.name, graph)
+    covered = set(plan.selected)  # what the run answers for, fresh or built: its asset events trigger nothing for it
     try:
         if plan.ingest:
             interrupts.at("ingest")
             _ingest(project, resolved, plan, mirror, report, checks, checkpoints, options.full_refresh)
             report.sources_regenerated = [path for path, changed in regenerate_sources(project, resolved) if changed]
-            if report.sources_regenerated:
-                manifest = executor.parse(project, resolved, options)
-                schemas = project.dlt_schemas(resolved.name)  # what this ingest loaded: the tables' code versions
+            loaded_schemas = project.dlt_schemas(resolved.name)  # what this ingest loaded: the tables' code versions
+            if report.sources_regenerated or loaded_schemas != schemas:  # a first load too: record its versions
+                if report.sources_regenerated:
+                    manifest = executor.parse(project, resolved, options)
+                schemas = loaded_schemas
                 graph = asset_graph(
                     manifest,
                     defaults,
@@ -316,6 +219,7 @@ def _materialize(
                 lookup = state_lookup(project, resolved, state_dir, options)  # dbt answers for the new manifest
                 plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
                 checks.graph = checkpoints.graph = graph
+                covered = set(plan.selected)
         if lookup.fell_back or replaced:  # a --state or a run log that cannot be trusted: build everything selected
             report.state_note = "; ".join([*lookup.notes, *([replaced] if replaced else [])])
             report.state_note += "; everything selected is built"
@@ -359,6 +263,10 @@ def _materialize(
         checks.close(build_docs=not report.interrupted)
         report.data_docs = str(checks.data_docs) if checks.data_docs else None
         report.alert_errors.extend(checks.errors)
+        try:
+            asset_events.publish(mirror, project.root, plan.graph, report, resolved, covered, flow_run_id)
+        except Exception as exc:  # events are for Prefect's UI and triggers: the run's own record comes first
+            report.mirror_errors.append(f"asset events not published: {type(exc).__name__}: {exc}")
         mirror.close()
         checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
         report.mirror_errors = [*mirror.errors, *checkpoints.errors]

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prefect.client.schemas.objects import TaskRun, TaskRunPolicy, TaskRunResult
 from prefect.events import Event
@@ -74,7 +75,8 @@ class TaskRunMirror:
         self._runs: dict[str, TaskRun] = {}
         self._last_event: dict[str, Event | None] = {}
         self.errors: list[str] = []
-        self._worker: QueueWorker[tuple[str, str, datetime, str, str | None]] = QueueWorker(
+        self.events_sent = 0
+        self._worker: QueueWorker[tuple[str, str, datetime, str, Any]] = QueueWorker(
             "headwater-mirror", self._record, contextvars.copy_context()
         )
 
@@ -86,6 +88,12 @@ class TaskRunMirror:
     def finish(self, node_id: str, outcome: str, message: str = "", at: datetime | None = None) -> None:
         """The node's attempt ended with ``outcome`` (an :class:`Outcome` value)."""
         self._worker.put(("finish", node_id, at or datetime.now(UTC), message, outcome))
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        """Emit ``events`` (``emit_event`` keyword arguments: the run's asset events) from the mirror thread, after
+        every task-run state queued before them."""
+        if events:
+            self._worker.put(("events", "", datetime.now(UTC), "", events))
 
     def close(self, timeout: float = 60.0) -> None:
         """Record what is queued (at most ``timeout`` seconds) and stop the thread; what was not recorded in time is
@@ -100,10 +108,12 @@ class TaskRunMirror:
         self.close()
 
     # -- consumer side: the mirror thread --------------------------------------------------------------
-    def _record(self, item: tuple[str, str, datetime, str, str | None]) -> None:
+    def _record(self, item: tuple[str, str, datetime, str, Any]) -> None:
         kind, node_id, at, message, outcome = item
         try:
-            if kind == "open":
+            if kind == "events":
+                self._emit_events(outcome)
+            elif kind == "open":
                 self._on_open(node_id, at)
             else:
                 self._on_finish(node_id, at, outcome or Outcome.FAILED, message)
@@ -156,6 +166,13 @@ class TaskRunMirror:
             validated_state=state,
             follows=self._last_event.get(node_id),
         )
+
+    def _emit_events(self, events: list[dict[str, Any]]) -> None:
+        from prefect.events import emit_event
+
+        for event in events:
+            if emit_event(**event) is not None:
+                self.events_sent += 1
 
     def _log(self, node_id: str, level: int, text: str, at: datetime) -> None:
         """One line in the node's task run logs."""

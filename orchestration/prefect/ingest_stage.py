@@ -1,0 +1,129 @@
+"""The ingest stage of a run: dlt loads the selected raw tables, each table a mirrored task run, its quarantine and
+reconcile checks right after it; then the generated dbt sources are rewritten from what dlt stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import get_run_logger
+
+from assets import AssetKey, AssetKind
+from orchestration import interrupts
+from orchestration.engine.checkpoints import Checkpoints
+from orchestration.engine.checks import RunChecks
+from orchestration.engine.plan import RunPlan
+from orchestration.engine.progress import reporter
+from orchestration.engine.report import AssetResult, MaterializeReport
+from orchestration.errors import log_failure
+from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
+from orchestration.project import Project
+from orchestration.warehouse.targets import Target
+
+
+def load_source(
+    project: Project,
+    target: Target,
+    definition: Any,
+    tables: tuple[str, ...] | None = None,
+    *,
+    full_refresh: bool = False,
+) -> Any:
+    """Run one ingestion source (or some of its tables) into the target's warehouse; returns its LoadResult.
+    ``full_refresh`` reloads them from scratch (see ``ingestion.run_source``)."""
+    from ingestion import run_source
+
+    return run_source(
+        definition,
+        project.source_paths,
+        target.dlt_destination(),
+        target=target.name,
+        pipelines_dir=project.pipelines_dir,
+        tables=tables,
+        full_refresh=full_refresh,
+    )
+
+
+def regenerate_sources(project: Project, target: Target, *, strict: bool = False) -> list[tuple[str, bool]]:
+    """Rewrite the generated dbt sources from the dlt schemas; returns ``(file, changed)`` per source written.
+
+    A source never loaded on the target keeps its committed file, unless ``strict``: then its LookupError
+    (which says to run ``headwater ingest``) propagates.
+    """
+    if not project.is_headwater_dbt_project:
+        return []
+    from ingestion import SOURCES, stored_schema, write_sources_yml
+
+    written = []
+    for definition in SOURCES.values():
+        try:
+            schema = stored_schema(definition, target=target.name, pipelines_dir=project.pipelines_dir)
+        except LookupError:
+            if strict:
+                raise
+            continue
+        path, changed = write_sources_yml(definition, schema, project.dbt_project_dir)
+        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        written.append((shown, changed))
+    return written
+
+
+def ingest(
+    project: Project,
+    target: Target,
+    plan: RunPlan,
+    mirror: TaskRunMirror,
+    report: MaterializeReport,
+    checks: RunChecks,
+    checkpoints: Checkpoints | None = None,
+    full_refresh: bool = False,
+) -> None:
+    """dlt loads the selected tables, source by source; a table's quarantine and reconcile checks follow its load
+    (reconcile also when it loaded nothing: it finds the source changes an incremental cursor cannot see)."""
+    from ingestion import get_source
+
+    progress = reporter()
+    progress.phase("ingest", total=sum(len(t) for t in plan.ingest.values()))
+    for source_name, tables in plan.ingest.items():
+        definition = get_source(source_name)
+        keys = {table: AssetKey.of(definition.dataset, table) for table in tables}
+        ids = {table: plan.graph.specs[key].unique_id for table, key in keys.items()}
+        started = datetime.now(UTC)
+        for table in tables:
+            mirror.open(ids[table], started)
+        try:
+            load = load_source(project, target, definition, tables, full_refresh=full_refresh)
+        except Exception as exc:  # any dlt failure fails this source's tables only; other branches go on
+            interrupts.check()  # unless a signal was behind it (a library that wrapped the interruption)
+            log_failure(f"source {source_name}", exc)
+            ended = datetime.now(UTC)
+            message = f"{type(exc).__name__}: {exc}"
+            for table in tables:
+                mirror.finish(ids[table], Outcome.FAILED, message, ended)
+                report.assets[str(keys[table])] = AssetResult(
+                    str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
+                )
+                progress.advance(str(keys[table]))
+            checks.load_failed(keys.values(), message)
+            continue
+        ended = datetime.now(UTC)
+        if load.recovered_packages:
+            get_run_logger().warning(
+                "%s: finished %d load package(s) an interrupted run left pending",
+                source_name,
+                load.recovered_packages,
+            )
+        report.ingested.append(load)
+        checks.quarantine(load, tables)
+        checks.reconcile(definition, tables)
+        for table in tables:
+            rows = load.rows.get(table, 0)
+            mirror.finish(ids[table], Outcome.SUCCESS, f"{rows} new rows", ended)
+            status = "success" if rows else "unchanged"
+            report.assets[str(keys[table])] = AssetResult(
+                str(keys[table]), AssetKind.DLT.value, status, 1, started, ended, rows=rows
+            )
+            if checkpoints and rows:  # a table that loaded nothing is "unchanged": its readers stay fresh
+                checkpoints.success(keys[table], started, ended, rows)
+            progress.advance(str(keys[table]))
+    progress.done()
