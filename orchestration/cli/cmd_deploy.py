@@ -22,11 +22,13 @@ def deploy(
     work_pool: Annotated[str | None, typer.Option("--work-pool", help="Override every deployment's work pool.")] = None,
     file: Annotated[Path | None, typer.Option(help="Deployments file (default: prefect.yaml in the project).")] = None,
     paused: Annotated[bool, typer.Option("--paused", help="Register the schedules paused.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the deployments and compiled automations; register nothing.")
+    ] = False,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Register prefect.yaml's deployments, their work pools and the failure automation on PREFECT_API_URL."""
-    from rich.table import Table
-
+    """Register prefect.yaml's deployments, the automations of headwater.yml and dbt meta (as triggers of the
+    `reactive` deployment), their work pools and the failure automation on PREFECT_API_URL."""
     from orchestration.notify.alerts import alerts_file
     from orchestration.prefect.deploy import (
         DeployConfigError,
@@ -38,33 +40,37 @@ def deploy(
 
     project = _project(project_dir)
     api = prefect_api_url()
-    if not api:
+    if not api and not dry_run:
         raise _fail(
             "headwater deploy needs a Prefect server: start one (`prefect server start`, see README Production) "
-            "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
+            "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api (or see what it would do: --dry-run)"
         )
     try:
         specs = load_deployments(file or project.root / "prefect.yaml")
         notifiers = automation_notifiers(project, alerts_file(project.root))
     except DeployConfigError as exc:
         raise _fail(str(exc)) from None
+    targets = sorted({str(target or s.parameters.get("target") or "dev") for s in specs})
+    pool = work_pool or specs[0].work_pool
+    resolved, graph, compiled = _compiled(project, target or targets[0])
+    _print_deployments(specs, target, work_pool, paused, api or "(dry run)")
+    _print_automations(compiled, resolved.name)
+    if dry_run:
+        console.print("[dim]dry run: nothing registered[/]")
+        return
     with console.status(f"registering {len(specs)} deployment(s) on {api}"):
         result = register(project, specs, target=target, work_pool=work_pool, notifiers=notifiers, paused=paused)
-    table = Table(title=f"Deployments on {api}")
-    for column in ("deployment", "id", "schedule", "work pool", "parameters"):
-        table.add_column(column)
-    for spec, (name, deployment_id) in zip(specs, result.deployments, strict=True):
-        parameters = dict(spec.parameters)
-        if target:
-            parameters["target"] = target
-        table.add_row(
-            f"headwater-materialize/{name}",
-            deployment_id,
-            (f"{spec.cron} {spec.timezone}" + (" (paused)" if paused else "")) if spec.cron else "manual",
-            work_pool or spec.work_pool,
-            ", ".join(f"{k}={v}" for k, v in sorted(parameters.items())),
-        )
-    console.print(table)
+    for name, deployment_id in result.deployments:
+        console.print(f"headwater-materialize/{name}: {deployment_id}")
+    if compiled:
+        from orchestration.prefect.automations import REACTIVE, register_reactive
+
+        with console.status("registering the automations"):
+            reactive_id, started = register_reactive(project, compiled, resolved, pool, paused=paused)
+        triggers = sum(len(c.triggers) for c in compiled)
+        console.print(f"headwater-materialize/{REACTIVE}: {reactive_id} ({triggers} trigger(s) from lineage)")
+        for run_id in started:
+            console.print(f"on_missing: started flow run {run_id}")
     if result.automation:
         console.print(f"automation {result.automation}: failed or crashed runs notify {', '.join(result.notifiers)}")
     else:
@@ -72,9 +78,84 @@ def deploy(
             "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
         )
     console.print(f"one run at a time per target: global concurrency limit(s) {', '.join(result.target_locks)}")
-    _save_deployed_states(project, sorted({target or spec.parameters.get("target") or "dev" for spec in specs}))
+    _save_deployed_states(project, targets)
     pools = ", ".join(result.work_pools)
     console.print(f"start a worker: prefect worker start --pool {pools} --type process")
+
+
+@app.command()
+def automations(
+    target: Annotated[
+        str | None, typer.Option(help="The target whose assets the triggers name (default: dev).")
+    ] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """List the automations `headwater deploy` compiles from headwater.yml's `automation:` and dbt's
+    `meta.headwater.automation`: their assets, what starts them, and the Prefect triggers and schedules."""
+    project = _project(project_dir)
+    resolved, _, compiled = _compiled(project, target)
+    _print_automations(compiled, resolved.name)
+
+
+def _compiled(project, target_name: str | None):
+    """The target, the graph and the compiled automations (errors printed, not raised)."""
+    from assets.automation import AutomationError, resolve_automations
+    from orchestration.cli.common import _graph, _target
+    from orchestration.prefect.automations import compile_all
+    from orchestration.settings import Settings
+
+    resolved = _target(project, target_name)
+    graph = _graph(project, resolved)
+    settings = Settings.load(project.root)
+    try:
+        found = resolve_automations(graph, settings.document.get("automation"), settings.path.name)
+    except AutomationError as exc:
+        raise _fail(str(exc)) from None
+    return resolved, graph, compile_all(found, graph, resolved)
+
+
+def _print_deployments(specs, target, work_pool, paused: bool, where: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Deployments on {where}")
+    for column in ("deployment", "schedule", "work pool", "parameters"):
+        table.add_column(column, overflow="fold")
+    for spec in specs:
+        parameters = dict(spec.parameters)
+        if target:
+            parameters["target"] = target
+        table.add_row(
+            f"headwater-materialize/{spec.name}",
+            (f"{spec.cron} {spec.timezone}" + (" (paused)" if paused else "")) if spec.cron else "manual",
+            work_pool or spec.work_pool,
+            ", ".join(f"{k}={v}" for k, v in sorted(parameters.items())),
+        )
+    console.print(table)
+
+
+def _print_automations(compiled, target_name: str) -> None:
+    from rich.table import Table
+
+    if not compiled:
+        console.print(
+            "[dim]no automation: add `automation:` to headwater.yml or meta.headwater.automation in dbt "
+            "(README, Automation)[/]"
+        )
+        return
+    table = Table(title=f"Automations on {target_name} (deployment headwater-materialize/reactive)")
+    table.add_column("automation", overflow="fold", max_width=24)
+    table.add_column("assets", no_wrap=True)
+    table.add_column("starts a run when", overflow="fold")
+    for item in compiled:
+        automation = item.automation
+        keys = [str(k) for k in automation.assets]
+        shown = keys[:4] + ([f"... {len(keys) - 4} more"] if len(keys) > 4 else [])
+        table.add_row(
+            f"{automation.name}\n[dim]{automation.origin}[/]",
+            "\n".join([f"{len(keys)} asset(s): {automation.selection[:40]}", *shown]),
+            "\n".join(item.lines),
+        )
+    console.print(table)
 
 
 def _save_deployed_states(project, target_names: list[str]) -> None:
