@@ -56,8 +56,12 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
     with running_prefect_server(root / "server", server_db.render_as_string(hide_password=False)) as api:
         env = base_env(root / "data", root / "client")
         env.update(PREFECT_API_URL=api, HEADWATER_ALERT_WEBHOOK_URL=f"{receiver.url}/hook")
-        # paused: a schedule firing mid-test would add runs; the test triggers each run itself
-        deployed = run_cli(["deploy", "--target", "postgres", "--work-pool", POOL, "--paused"], env)
+        where = {  # deploy names the assets its triggers listen to by the warehouse the workers write to
+            "HEADWATER_PG_HOST": warehouse.host,
+            "HEADWATER_PG_PORT": str(warehouse.port),
+            "HEADWATER_PG_USER": warehouse.username,
+            "HEADWATER_PG_DATABASE": warehouse.database,
+        }
         stored = subprocess.run(
             [sys.executable, "-m", "orchestration.cli", "secret", "HEADWATER_PG_PASSWORD"],
             input=PLANTED + "\n",
@@ -68,14 +72,11 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
             timeout=300,
         )
         assert stored.returncode == 0, stored.stdout + stored.stderr
+        # paused: a schedule firing mid-test would add runs; the test triggers each run itself (triggers stay on)
+        deployed = run_cli(["deploy", "--target", "postgres", "--work-pool", POOL, "--paused"], {**env, **where})
         worker_env = base_env(root / "worker_data", root / "worker")
         worker_env.update(
-            PREFECT_API_URL=api,
-            PREFECT_WORKER_QUERY_SECONDS="1",
-            HEADWATER_PG_HOST=warehouse.host,
-            HEADWATER_PG_PORT=str(warehouse.port),
-            HEADWATER_PG_USER=warehouse.username,
-            HEADWATER_PG_DATABASE=warehouse.database,
+            PREFECT_API_URL=api, PREFECT_WORKER_QUERY_SECONDS="1", **where
         )  # no HEADWATER_PG_PASSWORD: the flow reads it from the Secret block at run time
         log = (root / "worker.log").open("w")
         worker = subprocess.Popen(
@@ -88,6 +89,15 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
         )
         try:
             nightly = wait_for(api, trigger(api, "nightly-full"))
+            # new data in both sources' inputs, but only raw_marketing is ingested (a deployment run): the compiled
+            # trigger must start one reactive run, which builds what reads raw_marketing and nothing else
+            run_cli(["demo", "--advance"], worker_env)
+            ingest_only = wait_for(
+                api, trigger(api, "nightly-full", selection="source:raw_marketing", full_refresh=False)
+            )
+            reactive = wait_for(api, first_reactive_run(api))
+            time.sleep(15)  # a second trigger firing would show by now
+            reactive_runs = reactive_run_ids(api)
             # at once: two runs of one deployment, and a run of the other deployment on the same target
             queued = [
                 trigger(api, "hourly-incremental"),
@@ -111,6 +121,12 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
                 time.sleep(1)
             task_runs = read_task_runs(api, str(nightly.id), expect_at_least=100)
             recorded = everything_recorded(api, [nightly, *hourly, broken])
+            events = asset_events(api, [ingest_only, reactive])
+            reactive_task_runs = read_task_runs(api, str(reactive.id))
+            reactive_logs = task_run_logs(api, reactive.id)
+            reactive_artifacts = artifacts_of(api, reactive.id)
+            broken_task_runs = read_task_runs(api, str(broken.id))
+            reactive_runs = reactive_run_ids(api)  # still one, after every later run
         finally:
             stop_process_group(worker)
             log.close()
@@ -128,8 +144,97 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
         "alerts": receiver.by_path("/hook"),
         "engine": engine,
         "worker_log": (root / "worker.log").read_text(),
+        "ingest_only": ingest_only,
+        "reactive": reactive,
+        "reactive_runs": reactive_runs,
+        "events": events,
+        "reactive_task_runs": reactive_task_runs,
+        "reactive_logs": reactive_logs,
+        "reactive_artifacts": reactive_artifacts,
+        "broken_task_runs": broken_task_runs,
+        "warehouse": warehouse,
     }
     engine.dispose()
+
+
+def reactive_run_ids(api: str) -> list[str]:
+    """The flow runs of the deployment the automations start."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(api) as client:
+        deployment = client.read_deployment_by_name("headwater-materialize/reactive")
+        body = {
+            "deployments": {"id": {"any_": [str(deployment.id)]}},
+            "sort": "START_TIME_ASC",
+            "limit": 50,
+            "offset": 0,
+        }
+        return [r["id"] for r in client.request("POST", "/flow_runs/filter", json=body).json()]
+
+
+def first_reactive_run(api: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = reactive_run_ids(api)
+        if runs:
+            return runs[0]
+        time.sleep(1)
+    raise AssertionError(f"no run of headwater-materialize/reactive within {timeout} s: the trigger did not fire")
+
+
+def asset_events(api: str, runs) -> list[dict]:
+    """The asset and check events related to ``runs``, from the server's events API."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    body = {
+        "filter": {
+            "event": {"prefix": ["prefect.asset.", "headwater.asset."]},
+            "related": {"id": [f"prefect.flow-run.{r.id}" for r in runs]},
+            "occurred": {"since": "2000-01-01T00:00:00Z"},
+            "order": "ASC",
+        },
+        "limit": 50,
+    }
+    found: list[dict] = []
+    with SyncPrefectClient(api) as client:
+        page = client.request("POST", "/events/filter", json=body).json()
+        found.extend(page["events"])
+        while page.get("next_page"):
+            page = client._client.get(page["next_page"]).json()
+            found.extend(page["events"])
+    return found
+
+
+def task_run_logs(api: str, flow_run_id) -> dict[str, list[str]]:
+    """Each task run's log lines (by task run id) of a flow run."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    lines: dict[str, list[str]] = {}
+    with SyncPrefectClient(api) as client:
+        flt = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        offset = 0
+        while True:
+            page = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=offset)
+            offset += len(page)
+            for log in page:
+                lines.setdefault(str(log.task_run_id), []).append(log.message)
+            if len(page) < 200:
+                return lines
+
+
+def artifacts_of(api: str, flow_run_id) -> list[dict]:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    body = {
+        "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}},
+        "sort": "CREATED_DESC",
+        "limit": 50,
+        "offset": 0,
+    }
+    with SyncPrefectClient(api) as client:
+        return client.request("POST", "/artifacts/filter", json=body).json()
 
 
 def everything_recorded(api: str, runs) -> str:
@@ -176,6 +281,7 @@ def test_deploy_registers_both_deployments_and_the_automation(production) -> Non
     assert "0 * * * * UTC" in out and "0 2 * * * UTC" in out
     assert "failed or crashed runs notify ops-webhook" in out
     assert "headwater-target-postgres" in out
+    assert "headwater-materialize/reactive" in out and "downstream-of-new-data" in out
 
 
 def test_a_deployment_run_completes_on_the_worker_against_postgres(production) -> None:
@@ -205,16 +311,21 @@ def test_two_runs_of_one_deployment_never_overlap(production) -> None:
     assert second.start_time >= first.end_time, "the deployment's concurrency limit must hold the second run back"
 
 
-def test_runs_of_different_deployments_on_one_target_take_turns(production) -> None:
-    """The target's global concurrency slot serializes the work itself (recorded in the run log)."""
+def test_runs_on_overlapping_assets_take_turns(production) -> None:
+    """Per-asset locks serialize the work itself (recorded in the run log) wherever two runs' assets overlap."""
     ids = ", ".join(f"'{r.id}'" for r in production["hourly"])
     with production["engine"].connect() as conn:
         spans = conn.execute(
-            sa.text(f"select started_at, ended_at, status from headwater.runs where run_id in ({ids}) order by 1")
+            sa.text(
+                f"select run_id, started_at, ended_at, status from headwater.runs where run_id in ({ids}) order by 2"
+            )
         ).fetchall()
     assert [s.status for s in spans] == ["success"] * 3
-    for earlier, later in zip(spans, spans[1:], strict=False):
-        assert later.started_at >= earlier.ended_at, "two runs worked on one target at the same time"
+    assets = {s.run_id: set(_built(production, type("R", (), {"id": s.run_id}))) for s in spans}
+    for i, earlier in enumerate(spans):
+        for later in spans[i + 1 :]:
+            if assets[earlier.run_id] & assets[later.run_id]:
+                assert later.started_at >= earlier.ended_at, "two runs worked on the same assets at the same time"
 
 
 def test_a_failed_run_fires_the_automation_alert(production) -> None:
@@ -236,3 +347,80 @@ def test_the_secret_block_is_resolved_at_run_time_and_appears_nowhere(production
         for table in ("runs", "materializations", "check_results"):
             rows = conn.execute(sa.text(f"select * from headwater.{table}")).fetchall()
             assert PLANTED not in str(rows), table
+
+
+def _built(production, run) -> dict[str, str]:
+    with production["engine"].connect() as conn:
+        rows = conn.execute(
+            sa.text("select asset_key, kind from headwater.materializations where run_id = :r and status = 'success'"),
+            {"r": str(run.id)},
+        ).fetchall()
+    return {r.asset_key: r.kind for r in rows}
+
+
+def test_an_ingest_starts_exactly_one_reactive_run_that_builds_only_its_stale_downstream(production, manifest):
+    """headwater.yml's `downstream-of-new-data` (kind:dbt, on_upstream_update) compiled by `headwater deploy` into a
+    trigger of the `reactive` deployment: an ingest of raw_marketing alone starts one run, which builds what reads
+    the tables that loaded rows. The earlier full run and the later runs that built their own downstream started
+    none."""
+    from orchestration.engine.plan import asset_graph
+
+    ingest_only, reactive = production["ingest_only"], production["reactive"]
+    assert ingest_only.state_name == "Completed", ingest_only.state.message
+    loaded = {k for k, kind in _built(production, ingest_only).items() if kind == "dlt"}
+    assert loaded and all(k.startswith("raw_marketing.") for k in loaded), loaded
+    assert production["reactive_runs"] == [str(reactive.id)], "exactly one run must start, and only one"
+    assert reactive.state_name == "Completed", f"{reactive.state.message}\n{production['worker_log'][-3000:]}"
+    assert reactive.parameters["selection"] == "kind:dbt"
+    graph = asset_graph(manifest)
+    loaded_keys = {k for k in graph.specs if str(k) in loaded}
+    expected = {str(k) for k in graph.downstream(loaded_keys) if graph.specs[k].builds}
+    assert expected, "raw_marketing feeds models"
+    assert set(_built(production, reactive)) == expected
+
+
+def test_asset_events_name_the_warehouse_relation_and_their_upstream(production) -> None:
+    w = production["warehouse"]
+    base = f"postgres://{w.host}:{w.port}/{w.database}"
+    events = production["events"]
+    ingest_id, reactive_id = str(production["ingest_only"].id), str(production["reactive"].id)
+
+    def of(run_id: str, name: str) -> dict[str, dict]:
+        related = f"prefect.flow-run.{run_id}"
+        return {
+            e["resource"]["headwater.asset"]: e
+            for e in events
+            if e["event"] == name and any(r["prefect.resource.id"] == related for r in e["related"])
+        }
+
+    loaded = of(ingest_id, "prefect.asset.materialization.succeeded")
+    assert "raw_marketing.ad_spend" in loaded, sorted(loaded)
+    ad_spend = loaded["raw_marketing.ad_spend"]
+    assert ad_spend["resource"]["prefect.resource.id"] == f"{base}/raw_marketing/ad_spend"
+    assert ",downstream-of-new-data," in ad_spend["resource"]["headwater.pending"]
+    assert ad_spend["payload"]["rows"] > 0 and ad_spend["payload"]["run_id"] == ingest_id
+    built = of(reactive_id, "prefect.asset.materialization.succeeded")
+    assert set(built) == set(_built(production, production["reactive"]))
+    staging = built["staging.stg_marketing__ad_spend"]
+    upstream = {r["prefect.resource.id"] for r in staging["related"] if r["prefect.resource.role"] == "asset"}
+    assert upstream == {f"{base}/raw_marketing/ad_spend"}
+    assert staging["resource"]["headwater.pending"] == ",,", "a run that built the set leaves no work to the trigger"
+    assert staging["payload"]["code_version"]
+    referenced = of(reactive_id, "prefect.asset.referenced")
+    assert "raw_marketing.ad_spend" in referenced
+    checks = [e for e in events if e["event"].startswith("headwater.asset.check.")]
+    assert any(e["resource"]["headwater.asset"] == "staging.stg_marketing__ad_spend" for e in checks), checks[:3]
+
+
+def test_the_reactive_run_shows_its_work_in_prefect(production) -> None:
+    logs = production["reactive_logs"]
+    built = [r for r in production["reactive_task_runs"] if r.state_name == "Completed" and not r.name.count(":")]
+    assert built
+    for task_run in built:
+        lines = logs.get(str(task_run.id), [])
+        assert any("started (attempt 1)" in line for line in lines), (task_run.name, lines)
+    assert any(a["key"] == "headwater-run-summary" or a["type"] == "markdown" for a in production["reactive_artifacts"])
+    broken = {r.name: r for r in production["broken_task_runs"]}
+    failed = broken["marts.broken_for_test"]
+    assert failed.state_name == "Failed"
+    assert "table_that_does_not_exist" in failed.state.message
