@@ -77,7 +77,18 @@ def deploy(
         console.print(
             "[dim]no failure automation: headwater.yml names no enabled notifier (their variables are unset)[/]"
         )
-    console.print(f"one run at a time per target: global concurrency limit(s) {', '.join(result.target_locks)}")
+    if resolved.type == "snowflake":
+        from orchestration.prefect.asset_slots import ensure_slots
+
+        with console.status("creating the per-asset concurrency limits"):
+            slots = ensure_slots(resolved, [str(k) for k, spec in graph.specs.items() if spec.builds])
+        console.print(
+            f"runs on {resolved.name} lock by asset: {len(slots)} global concurrency limits headwater-asset-*"
+        )
+    console.print(
+        f"one run at a time per target on DuckDB: global concurrency limit(s) {', '.join(result.target_locks)}; "
+        "on PostgreSQL runs lock by asset (advisory locks)"
+    )
     _save_deployed_states(project, targets)
     pools = ", ".join(result.work_pools)
     console.print(f"start a worker: prefect worker start --pool {pools} --type process")

@@ -39,6 +39,7 @@ from orchestration.errors import log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect import asset_events
 from orchestration.prefect.artifacts import publish_summary, run_url
+from orchestration.prefect.asset_slots import asset_slots
 from orchestration.prefect.ingest_stage import ingest as _ingest
 from orchestration.prefect.ingest_stage import regenerate_sources
 from orchestration.prefect.task_mirror import TaskRunMirror
@@ -84,7 +85,7 @@ def materialize_flow(
     )
     resolved = resolve_target(project, target)
     lock: AbstractContextManager[Any] = nullcontext()
-    if deployment.get_id() and resolved.type != "postgres":  # on PostgreSQL runs lock their assets instead
+    if deployment.get_id() and resolved.type not in ("postgres", "snowflake"):  # there runs lock their assets
         from prefect.concurrency.sync import concurrency
 
         lock = concurrency(target_lock_name(resolved.name), occupy=1, strict=False)
@@ -159,6 +160,8 @@ def _materialize(
     plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
     progress.done()
     wait = None if deployment.get_id() else lock_timeout()  # a deployment's run waits for overlapping runs
+    if resolved.type == "snowflake":  # no session lock there: Prefect's limits per asset, all taken at once
+        held.enter_context(asset_slots(resolved, *plan.lock_sets(), timeout=wait))
     waited = held.enter_context(asset_locks(resolved, *plan.lock_sets(), timeout=wait))
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))

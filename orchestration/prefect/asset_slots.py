@@ -1,0 +1,54 @@
+"""Concurrency by asset where the warehouse has no lock Headwater can hold (Snowflake): Prefect global concurrency
+limits, one per asset (``headwater-asset-<target>-<key>``, limit 1), created by ``headwater deploy``.
+
+A run takes the slots of every asset it writes or reads in **one** request: Prefect's server acquires them all or
+none in one transaction, so no run holds some while waiting for others and two runs cannot deadlock. Runs on
+disjoint assets overlap; runs that share an asset (even one they only read) take turns, which is stricter than
+PostgreSQL's shared read locks (``orchestration.warehouse.lock``) but never wrong. An asset without a limit (added
+after the last deploy) is not held: deploy again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from orchestration.warehouse.targets import Target
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def slot_name(target: Target, asset: str) -> str:
+    """The global concurrency limit that stands for ``asset`` on ``target``."""
+    return _UNSAFE.sub("_", f"headwater-asset-{target.name}-{asset}")
+
+
+def ensure_slots(target: Target, assets: Iterable[str]) -> list[str]:
+    """Create (or reset to 1) the limit of each asset; returns their names."""
+    from prefect.client.orchestration import get_client
+
+    names = sorted({slot_name(target, a) for a in assets})
+    with get_client(sync_client=True) as client:
+        for name in names:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+    return names
+
+
+@contextmanager
+def asset_slots(
+    target: Target, writes: Iterable[str], reads: Iterable[str] = (), *, timeout: float | None = None
+) -> Iterator[None]:
+    """Hold the slot of every asset in ``writes`` and ``reads`` for the block (all at once, see the module).
+
+    Raises:
+        TimeoutError: not acquired within ``timeout`` seconds (None: wait as long as it takes).
+    """
+    from prefect.concurrency.sync import concurrency
+
+    names = sorted({slot_name(target, a) for a in [*writes, *reads]})
+    if not names:
+        yield
+        return
+    with concurrency(names, occupy=1, timeout_seconds=timeout, strict=False):
+        yield
