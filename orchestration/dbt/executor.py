@@ -106,6 +106,8 @@ class NodeEvent:
     unique_id: str
     status: str = ""
     message: str = ""
+    rows: int | None = None
+    """Rows the adapter reports for the node (``adapter_response.rows_affected``), when it reports any."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,18 @@ _FAILED_STATUSES = ("error", "fail", "runtime error")
 """Node statuses whose message is an error worth showing (a success's message is dbt's row summary)."""
 
 
+def _rows_affected(response: Any) -> int | None:
+    """``rows_affected`` of an adapter response (a protobuf Struct in dbt's events: numbers are floats); None when the
+    adapter reports none (DuckDB says -1)."""
+    try:
+        if response is None or "rows_affected" not in response:
+            return None
+        value = int(response["rows_affected"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return value if value >= 0 else None
+
+
 def _event_listener(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], None]:
     def listener(event: Any) -> None:
         name = event.info.name
@@ -275,7 +289,8 @@ def _event_listener(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], No
         else:
             result = getattr(event.data, "run_result", None)  # NodeFinished carries the node's result and its error
             message = str(getattr(result, "message", "") or "")[:2000] if node.node_status in _FAILED_STATUSES else ""
-            on_event(NodeEvent("finish", node.unique_id, status=node.node_status, message=message))
+            rows = _rows_affected(getattr(result, "adapter_response", None))
+            on_event(NodeEvent("finish", node.unique_id, status=node.node_status, message=message, rows=rows))
 
     return listener
 

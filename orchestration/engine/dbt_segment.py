@@ -153,7 +153,10 @@ class DbtSegment:
             )
             self.mirror.finish(event.unique_id, kind, plain(event.message) or status, now)
         else:
-            self.mirror.finish(event.unique_id, Outcome.SUCCESS, "" if status in ("success", "pass") else status, now)
+            said = "" if status in ("success", "pass") else status
+            if status == "success" and event.rows is not None:
+                said = f"{event.rows} rows"  # the task run's state message and its log line say what it wrote
+            self.mirror.finish(event.unique_id, Outcome.SUCCESS, said, now)
         if self.on_progress:
             self.on_progress(event.unique_id, status)
 
