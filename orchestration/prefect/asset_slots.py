@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from orchestration.warehouse.targets import Target
 
@@ -42,13 +42,29 @@ def asset_slots(
     """Hold the slot of every asset in ``writes`` and ``reads`` for the block (all at once, see the module).
 
     Raises:
-        TimeoutError: not acquired within ``timeout`` seconds (None: wait as long as it takes).
+        TargetBusy: not acquired within ``timeout`` seconds (None: wait as long as it takes; 0: one try, which
+            Prefect needs a moment for).
     """
     from prefect.concurrency.sync import concurrency
+
+    from orchestration.warehouse.lock import TIMEOUT_ENV, TargetBusy
 
     names = sorted({slot_name(target, a) for a in [*writes, *reads]})
     if not names:
         yield
         return
-    with concurrency(names, occupy=1, timeout_seconds=timeout, strict=False):
+    wait = None if timeout is None else max(timeout, _ONE_TRY)
+    with ExitStack() as held:
+        try:
+            held.enter_context(concurrency(names, occupy=1, timeout_seconds=wait, strict=False))
+        except TimeoutError:  # Prefect's AcquireConcurrencySlotTimeoutError is one
+            raise TargetBusy(
+                f"assets of this run on target {target.name} are busy: another Headwater run holds at least one of "
+                f"them (Prefect concurrency limits headwater-asset-{target.name}-*). Wait for it to finish, or set "
+                f"{TIMEOUT_ENV}=SECONDS to wait instead of stopping"
+            ) from None
         yield
+
+
+_ONE_TRY = 5.0
+"""Seconds a "do not wait" acquisition still gets: Prefect's client times out before its first request at 0."""
