@@ -126,6 +126,11 @@ def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkey
         return None
 
     monkeypatch.setattr(task_mirror, "emit_task_run_state_change_event", record)
+    lines: list[str] = []  # the task runs' log lines, kept here: through Prefect's log worker, with no API URL set,
+    # they started Prefect's ephemeral server, which outlived the test run
+    monkeypatch.setattr(
+        task_mirror, "api_log", lambda flow_run_id, level, text, at=None, task_run_id=None: lines.append(text)
+    )
     tasks: Iterable[MirroredTask] = [MirroredTask("a", "main.a"), MirroredTask("b", "main.b", upstream=("a",))]
     t0 = datetime.now(UTC)
     with task_mirror.TaskRunMirror(uuid4(), tasks) as mirror:
@@ -146,6 +151,13 @@ def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkey
     assert [state for state, _ in b_events] == ["Skipped"], "a node that never started: one event, its final state"
     assert b_events[-1][1] == [mirror.ids["a"]], "b's task run waits for a's"
     assert mirror.summary() == {"a": 2, "b": 0}, "attempts per node: a ran twice, b never"
+    assert [line.splitlines()[0] for line in lines] == [
+        "a: started (attempt 1)",
+        "a: awaitingretry after 1.00 s",
+        "a: started (attempt 2)",
+        "a: completed after 1.00 s",
+        "b: skipped",
+    ], lines
 
 
 def test_the_run_summary_names_every_trouble_up_to_a_bound_and_counts_the_rest() -> None:
