@@ -55,7 +55,7 @@ class Policy:
         """The policy in words, one line per reaction."""
         lines = []
         if self.on_upstream_update:
-            window = _duration_text(self.within)
+            window = duration_text(self.within)
             how = "every upstream asset" if self.require == "all" else "any upstream asset"
             lines.append(f"on upstream update: {how} materialized (events within {window} start one run)")
         if self.on_cron:
@@ -211,7 +211,8 @@ def _automation(
     )
 
 
-def _duration_text(value: timedelta) -> str:
+def duration_text(value: timedelta) -> str:
+    """A duration as people write it in policies: ``10m``, ``24h``, ``90s``."""
     seconds = int(value.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assets import AssetGraph
-from assets.automation import Automation
+from assets.automation import Automation, duration_text
 from orchestration.prefect.asset_events import SUCCEEDED, asset_uri
 from orchestration.warehouse.targets import Target
 
@@ -100,7 +100,7 @@ def compile_automation(automation: Automation, graph: AssetGraph, target: Target
         shown = ", ".join(str(k) for k in automation.upstream[:4]) + (" ..." if len(upstream) > 4 else "")
         compiled.lines.append(
             f"trigger: {policy.require} of {len(upstream)} upstream asset(s) materialized ({shown}); "
-            f"one run per {_window(policy.within)}"
+            f"one run per {duration_text(policy.within)}"
         )
     elif policy.on_upstream_update:
         compiled.lines.append("on_upstream_update: nothing outside the set feeds it (no trigger)")
@@ -162,9 +162,3 @@ def register_reactive(
                 run = client.create_flow_run_from_deployment(deployment_id, parameters=item.parameters)
                 started.append(str(run.id))
     return str(deployment_id), started
-
-
-def _window(value: Any) -> str:
-    from assets.automation import _duration_text
-
-    return _duration_text(value)

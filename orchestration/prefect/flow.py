@@ -160,9 +160,10 @@ def _materialize(
     plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
     progress.done()
     wait = None if deployment.get_id() else lock_timeout()  # a deployment's run waits for overlapping runs
+    lock_sets = plan.lock_sets()
     if resolved.type == "snowflake":  # no session lock there: Prefect's limits per asset, all taken at once
-        held.enter_context(asset_slots(resolved, *plan.lock_sets(), timeout=wait))
-    waited = held.enter_context(asset_locks(resolved, *plan.lock_sets(), timeout=wait))
+        held.enter_context(asset_slots(resolved, *lock_sets, timeout=wait))
+    waited = held.enter_context(asset_locks(resolved, *lock_sets, timeout=wait))
 
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
     shown_selection, shown_exclude = _joined(selection), _joined(exclude)

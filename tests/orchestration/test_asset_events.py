@@ -14,6 +14,7 @@ from orchestration.engine.report import AssetResult, MaterializeReport
 from orchestration.prefect.asset_events import REFERENCED, SUCCEEDED, asset_events
 from orchestration.prefect.automations import compile_automation
 from orchestration.warehouse.targets import Target
+from tests.assets.test_automation import spec as automation_spec
 
 pytestmark = pytest.mark.unit
 
@@ -22,13 +23,10 @@ PG = Target("postgres", "postgres", {"host": "db.internal", "port": 5432, "dbnam
 
 
 def spec(key: str, *deps: str, kind: AssetKind = AssetKind.PYTHON) -> AssetSpec:
-    return AssetSpec(
-        key=AssetKey.parse(key),
-        kind=kind,
-        unique_id=f"{kind.value}.{key}",
-        deps=tuple(AssetKey.parse(d) for d in deps),
-        code_version=f"code-{key}",
-        relation=key.upper() if key.startswith("marts") else "",
+    """The asset-model tests' spec, with a code version per key and an upper-case relation for marts (as Snowflake
+    names them)."""
+    return automation_spec(key, *deps, kind=kind).merged(
+        code_version=f"code-{key}", relation=key.upper() if key.startswith("marts") else ""
     )
 
 
