@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class Warehouse:
 
     target: str
     url: str
+    connect_args: dict[str, Any] = field(default_factory=dict)
+    """Driver arguments beside the URL (an emulator's address); no secret: GX stores them in its project file."""
 
     @property
     def dialect(self) -> str:
@@ -71,7 +73,9 @@ class SuiteRunner:
         # variable from the environment only, so it is set while this runner works (close() removes it).
         self._expose()
         self.datasource = self.context.data_sources.add_or_update_sql(
-            name=f"headwater_{warehouse.target}", connection_string="${" + warehouse.env_var + "}"
+            name=f"headwater_{warehouse.target}",
+            connection_string="${" + warehouse.env_var + "}",
+            **({"kwargs": {"connect_args": warehouse.connect_args}} if warehouse.connect_args else {}),
         )
 
     def _open_context(self) -> Any:

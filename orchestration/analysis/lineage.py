@@ -83,7 +83,7 @@ def _warehouse_columns(sources: dict[str, Any], target: Target) -> dict[str, lis
 
     connect = {"read_only": True} if target.type == "duckdb" else {}
     try:
-        engine = sa.create_engine(target.sqlalchemy_url(), connect_args=connect)
+        engine = target.engine(connect_args=connect)
     except Exception:  # an adapter SQLAlchemy cannot reach: lineage simply has no columns for these sources
         return {}
     found: dict[str, list[str]] = {}

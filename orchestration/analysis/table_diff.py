@@ -104,7 +104,7 @@ def read_side(side: Side) -> tuple[pa.Table, dict[str, str]]:
         return table, types
     import sqlalchemy as sa
 
-    engine = sa.create_engine(side.target.sqlalchemy_url())
+    engine = side.target.engine()
     try:
         with engine.connect() as con:
             columns = sa.inspect(con).get_columns(side.table, schema=side.schema)

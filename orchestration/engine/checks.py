@@ -110,7 +110,7 @@ class RunChecks:
         from ingestion.reconcile import comparable, reconcile, sample_keys
 
         reader = definition.reader(self.project.source_paths)
-        engine = sa.create_engine(self.target.sqlalchemy_url())
+        engine = self.target.engine()
         try:
             with engine.connect() as conn:
                 for check in checks:
@@ -181,7 +181,7 @@ class RunChecks:
             return
         import sqlalchemy as sa
 
-        engine = sa.create_engine(self.target.sqlalchemy_url())
+        engine = self.target.engine()
         try:
             with engine.connect() as conn:
                 for check in checks:
@@ -241,7 +241,10 @@ class RunChecks:
         if self._gx is None:
             from quality.gx_runner import SuiteRunner, Warehouse
 
-            self._gx = SuiteRunner(self.project.data_dir, Warehouse(self.target.name, self.target.sqlalchemy_url()))
+            self._gx = SuiteRunner(
+                self.project.data_dir,
+                Warehouse(self.target.name, self.target.sqlalchemy_url(), self.target.connect_args()),
+            )
             self.notes.extend(f"GX store: removed {what}" for what in self._gx.tidied)
         return self._gx
 

@@ -185,7 +185,7 @@ def _observe_sources(
     import sqlalchemy as sa
 
     observed = []
-    engine = sa.create_engine(target.sqlalchemy_url())
+    engine = target.engine()
     try:
         with engine.connect() as conn:
             for key in watched:
@@ -220,7 +220,7 @@ def present_relations(target: Target) -> set[str]:
     """Every table and view in the warehouse, ``schema.name`` in lower case (information_schema)."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(target.sqlalchemy_url())
+    engine = target.engine()
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).fetchall()

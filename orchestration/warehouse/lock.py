@@ -124,7 +124,7 @@ def asset_key_lock(target: Target, asset: str) -> int:
 def _connect(target: Target):
     import sqlalchemy as sa
 
-    engine = sa.create_engine(target.sqlalchemy_url(), poolclass=sa.pool.NullPool)
+    engine = target.engine(poolclass=sa.pool.NullPool)
     try:
         return engine, engine.connect()
     except sa.exc.OperationalError as exc:

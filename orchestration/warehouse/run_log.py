@@ -24,7 +24,9 @@ RUNS = sa.Table(
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("target", sa.String(64), nullable=False),
     sa.Column("selection", sa.Text),
-    sa.Column("exclude", sa.Text),
+    # quoted: sqlglot (so fakesnow, the Snowflake emulator) reads a bare EXCLUDE as the keyword; the same column
+    # everywhere else (PostgreSQL and SQLite fold nothing here, Snowflake keeps it lower case)
+    sa.Column("exclude", sa.Text, quote=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
@@ -76,20 +78,23 @@ CHECKS = sa.Table(
 class RunLog:
     """Runs, materializations and check results for one target."""
 
-    def __init__(self, url: str, schema: str | None = None, where: str = "") -> None:
-        """Open (and create or upgrade) the run log at ``url``.
+    def __init__(
+        self, url: str, schema: str | None = None, where: str = "", connect_args: dict[str, Any] | None = None
+    ) -> None:
+        """Open (and create or upgrade) the run log at ``url`` (``connect_args``: the target's, see
+        ``Target.connect_args``).
 
         Raises:
             RunLogError: a file that is no run log, or a warehouse that does not answer; one line, with the fix.
         """
-        self.engine = sa.create_engine(url, future=True)
+        self.engine = sa.create_engine(url, future=True, connect_args=connect_args or {})
         self.schema = schema
         self.read_only = False
         try:
             if schema:
                 self.engine = self.engine.execution_options(schema_translate_map={None: schema})
-                with self.engine.begin() as conn:
-                    conn.execute(sa.text(f'create schema if not exists "{schema}"'))
+                with self.engine.begin() as conn:  # the dialect's quoting: on Snowflake an unquoted HEADWATER
+                    conn.execute(sa.text(f"create schema if not exists {self._quote(schema)}"))
             _meta.create_all(self.engine)
             self._add_missing_columns()
         except sa.exc.DatabaseError as exc:
@@ -113,15 +118,21 @@ class RunLog:
             have = {c["name"] for c in inspector.get_columns(table, schema=self.schema)}
             for column in columns:
                 if column not in have:
-                    name = f'"{self.schema}"."{table}"' if self.schema else f'"{table}"'
+                    name = f"{self._quote(self.schema)}.{self._quote(table)}" if self.schema else self._quote(table)
                     with self.engine.begin() as conn:
-                        conn.execute(sa.text(f'alter table {name} add column "{column}" text'))
+                        conn.execute(sa.text(f"alter table {name} add column {self._quote(column)} text"))
+
+    def _quote(self, name: str) -> str:
+        return str(self.engine.dialect.identifier_preparer.quote(name))
 
     @classmethod
     def for_target(cls, project: Project, target: Target) -> RunLog:
         if target.type == "postgres":
             where = f"{target.name}: {target.config.get('host')}:{target.config.get('port')}, schema headwater"
             return cls(target.sqlalchemy_url(), schema="headwater", where=where)
+        if target.type == "snowflake":  # shared by every worker, as on PostgreSQL
+            where = f"{target.name}: account {target.config.get('account')}, {target.config.get('database')}.HEADWATER"
+            return cls(target.sqlalchemy_url(), schema="headwater", where=where, connect_args=target.connect_args())
         project.data_dir.mkdir(parents=True, exist_ok=True)
         path = project.data_dir / f"run_log_{target.name}.sqlite"
         return cls(f"sqlite:///{path}", where=str(path))

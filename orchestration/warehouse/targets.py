@@ -6,7 +6,9 @@ the destination dlt loads into is, by construction, the warehouse dbt builds in.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,16 +64,38 @@ class Target:
             )
             return url.render_as_string(hide_password=False)
         if self.type == "snowflake":
+            key = snowflake_private_key(c)
             url = sa.URL.create(
                 "snowflake",
                 username=c["user"],
                 password=c.get("password") or None,
                 host=c["account"],
                 database=c["database"],
-                query={"warehouse": c["warehouse"], **({"role": c["role"]} if c.get("role") else {})},
+                query={
+                    "warehouse": c["warehouse"],
+                    **({"role": c["role"]} if c.get("role") else {}),
+                    # key-pair authentication: the connector takes the key as base64 of DER from the URL, which
+                    # is itself a secret (GX reads it from an environment variable, never from its files)
+                    **({"private_key": base64.b64encode(key).decode()} if key is not None else {}),
+                },
             )
             return url.render_as_string(hide_password=False)
         raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot query")
+
+    def connect_args(self) -> dict[str, Any]:
+        """What SQLAlchemy hands the driver beside :meth:`sqlalchemy_url`: on Snowflake, an emulator's address
+        (snowflake-sqlalchemy refuses host and protocol in the URL). No secret: GX stores these in its project file."""
+        c = self.config
+        if self.type != "snowflake" or not c.get("host"):
+            return {}
+        return {"host": c["host"], "port": int(c["port"]), "protocol": c["protocol"]}
+
+    def engine(self, **kwargs: Any):
+        """A SQLAlchemy engine on the warehouse (``kwargs`` go to ``create_engine``; ``connect_args`` are merged)."""
+        import sqlalchemy as sa
+
+        connect = {**self.connect_args(), **kwargs.pop("connect_args", {})}
+        return sa.create_engine(self.sqlalchemy_url(), connect_args=connect, **kwargs)
 
     def dlt_destination(self):
         """The dlt destination for this target."""
@@ -95,13 +119,67 @@ class Target:
             credentials = {
                 "host": c["account"],
                 "username": c["user"],
-                "password": c["password"],
+                "password": c.get("password") or None,
                 "database": c["database"],
                 "warehouse": c["warehouse"],
                 "role": c.get("role"),
             }
+            key = snowflake_private_key(c)
+            if key is not None:  # dlt reads a PEM key (its passphrase applied here, so it needs none)
+                credentials["private_key"] = _pem(key)
+            if c.get("host"):  # an emulator (fakesnow's server): the connector's own host/port/protocol arguments
+                credentials["query"] = {"host": c["host"], "port": int(c["port"]), "protocol": c["protocol"]}
             return dlt.destinations.snowflake(credentials=credentials)
         raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot load into")
+
+
+def snowflake_private_key(config: dict[str, Any]) -> bytes | None:
+    """The key of Snowflake key-pair authentication as DER bytes (what the connector takes), from the profile's
+    ``private_key`` (PEM text, or base64 of it) or ``private_key_path``, decrypted with ``private_key_passphrase``;
+    None when the profile authenticates by password.
+
+    Raises:
+        MissingCredentialError: the key cannot be read or decrypted (the message names the setting, never the key).
+    """
+    value, path = config.get("private_key") or "", config.get("private_key_path") or ""
+    if not value and not path:
+        return None
+    from cryptography.hazmat.primitives import serialization
+
+    where = "private_key_path " + path if path else "private_key (HEADWATER_SNOWFLAKE_PRIVATE_KEY)"
+    try:
+        data = Path(path).expanduser().read_bytes() if path else value.encode()
+        if not data.lstrip().startswith(b"-----"):
+            data = base64.b64decode(data)
+        passphrase = (config.get("private_key_passphrase") or "").encode() or None
+        if data.lstrip().startswith(b"-----"):
+            key = serialization.load_pem_private_key(data, password=passphrase)
+        else:  # base64 of DER, as dbt-snowflake also accepts
+            key = serialization.load_der_private_key(data, password=passphrase)
+    except (OSError, ValueError, TypeError) as exc:
+        reason = type(exc).__name__ if not isinstance(exc, OSError) else exc.strerror
+        raise MissingCredentialError(
+            f"target snowflake: cannot read the private key from {where} ({reason}): it must be a PEM private key "
+            "(PKCS#8, encrypted or not), and private_key_passphrase (HEADWATER_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE) "
+            "must open it"
+        ) from None
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pem(der: bytes) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_der_private_key(der, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+SECRET_NAME = re.compile(r"PASSWORD|PRIVATE_KEY|PASSPHRASE|TOKEN|SECRET")
+"""Variables whose name says they hold a secret: looked up in Prefect Secret blocks before their default is used
+(a Snowflake account authenticates by password or by key pair: either may be optional, both are secrets)."""
 
 
 def secret_block_name(variable: str) -> str:
@@ -140,9 +218,11 @@ def _renderer(
             return overrides[name]
         if name in os.environ:
             return os.environ[name]
-        if default is not None:
+        if default is not None and not SECRET_NAME.search(name):
             return default
         secret = _secret_from_prefect(name)
+        if secret is None and default is not None:
+            return default
         if secret is not None:
             if found is not None:
                 found[name] = secret
@@ -238,6 +318,15 @@ def resolve_target(project: Project, name: str | None = None) -> Target:
             f"target {name!r} needs environment variable(s) {names}; searched: the process environment "
             f"(env_var() in {profiles_file}, output {name!r}) and {searched} (PREFECT_API_URL). Set them, or "
             f"store them as Secret blocks named {blocks} on the Prefect server (`headwater secret VAR`)."
+        )
+    if config.get("type") == "snowflake" and not any(
+        config.get(k) for k in ("password", "private_key", "private_key_path", "authenticator")
+    ):
+        raise MissingCredentialError(
+            f"target {name!r} has no credential: set HEADWATER_SNOWFLAKE_PASSWORD, or for key-pair authentication "
+            "HEADWATER_SNOWFLAKE_PRIVATE_KEY_PATH (a PEM file) or HEADWATER_SNOWFLAKE_PRIVATE_KEY (its text), with "
+            "HEADWATER_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE if the key is encrypted (each from the environment or a "
+            f"Prefect Secret block of the same name in lower case with dashes; see {profiles_file})"
         )
     if config.get("type") == "duckdb":
         path = Path(config["path"])

@@ -268,7 +268,7 @@ def count_rows(target: Any, keys: list[str]) -> dict[str, int]:
             con.close()
     import sqlalchemy as sa
 
-    engine = sa.create_engine(target.sqlalchemy_url())
+    engine = target.engine()
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).fetchall()
