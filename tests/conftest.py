@@ -216,6 +216,76 @@ def running_prefect_server(home: Path, database_url: str | None = None):
         log.close()
 
 
+EMULATOR = REPO / "tests" / "emulators" / "fakesnow"
+
+
+@contextlib.contextmanager
+def running_fakesnow(root: Path):
+    """fakesnow's server, the Snowflake emulator (Snowflake cannot be reached from here), on loopback with its data
+    in ``root``: its own locked environment (``tests/emulators/fakesnow``: fakesnow 0.12 needs duckdb 2), with the
+    emulator gaps ``serve.py`` names closed. Yields the port; the process group is stopped at the end."""
+    import shutil
+    import time
+
+    uv = shutil.which("uv")
+    if uv is None:
+        raise RuntimeError("the Snowflake emulator runs in its own environment, made with uv: install uv")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    log_path = root / "fakesnow.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [uv, "run", "--quiet", "--project", str(EMULATOR), "--locked", "python", str(EMULATOR / "serve.py")]
+            + ["-p", str(port), "-d", str(root / "fakesnow_db")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 300  # the first start may install the emulator's environment
+            while "Uvicorn running" not in log_path.read_text():
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"fakesnow's server did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.3)
+            yield port
+        finally:
+            stop_process_group(proc)
+
+
+def snowflake_env(env: dict[str, str], port: int, database: str = "ANALYTICS") -> dict[str, str]:
+    """``env`` plus the variables the ``snowflake`` target reads, pointing at the emulator on ``port``. The
+    database is not called HEADWATER: DuckDB, under fakesnow, cannot tell a database from a schema of the same name
+    (the run log's HEADWATER schema)."""
+    return {
+        **env,
+        "HEADWATER_SNOWFLAKE_ACCOUNT": "fakesnow",
+        "HEADWATER_SNOWFLAKE_USER": "headwater",
+        "HEADWATER_SNOWFLAKE_PASSWORD": "emulator-password-not-secret",
+        "HEADWATER_SNOWFLAKE_DATABASE": database,
+        "HEADWATER_SNOWFLAKE_WAREHOUSE": "WH",
+        "HEADWATER_SNOWFLAKE_HOST": "localhost",
+        "HEADWATER_SNOWFLAKE_PORT": str(port),
+        "HEADWATER_SNOWFLAKE_PROTOCOL": "http",
+    }
+
+
+def snowflake_connect(port: int, database: str = "ANALYTICS", schema: str = "PUBLIC"):
+    """A Snowflake connector connection to the emulator on ``port``."""
+    import snowflake.connector
+
+    return snowflake.connector.connect(
+        account="fakesnow",
+        user="headwater",
+        password="x",
+        host="localhost",
+        port=port,
+        protocol="http",
+        database=database,
+        schema=schema,
+    )
+
+
 def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM a process started with ``start_new_session=True`` and its children; SIGKILL after ``timeout``."""
     import signal

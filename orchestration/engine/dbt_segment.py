@@ -154,11 +154,17 @@ class DbtSegment:
             self.mirror.finish(event.unique_id, kind, plain(event.message) or status, now)
         else:
             said = "" if status in ("success", "pass") else status
-            if status == "success" and event.rows is not None:
+            if status == "success" and event.rows is not None and self._writes_rows(event.unique_id):
                 said = f"{event.rows} rows"  # the task run's state message and its log line say what it wrote
             self.mirror.finish(event.unique_id, Outcome.SUCCESS, said, now)
         if self.on_progress:
             self.on_progress(event.unique_id, status)
+
+    def _writes_rows(self, unique_id: str) -> bool:
+        """Whether the adapter's row count means rows written: not for a view (Snowflake answers 1 for the statement
+        that creates it)."""
+        key = self._keys.get(unique_id)
+        return key is None or self.graph.get(key).config.get("materialized") not in ("view", "ephemeral")
 
     # -- rounds --------------------------------------------------------------------------------------
     def _invoke(self, nodes: frozenset[str], whole_project: bool) -> executor.BuildResult:
@@ -184,7 +190,7 @@ class DbtSegment:
             outcome.status = node.status
             outcome.message = plain(node.message)
             outcome.ended_at = outcome.ended_at or now
-            if node.rows_affected is not None and node.rows_affected >= 0:
+            if node.rows_affected is not None and node.rows_affected >= 0 and self._writes_rows(node.unique_id):
                 outcome.rows = node.rows_affected
             outcome.failures = node.failures
             if node.unique_id not in self._opened:  # no node events (hooks): the result opens and closes it

@@ -25,10 +25,27 @@ What is emulated here, and why (both are emulator gaps, not Headwater or dlt cod
    supplied"). Here such a copy reads the JSON lines as columns and matches them by name as fakesnow does for parquet.
 6. **A quote in a table comment.** dbt's ``persist_docs`` writes ``comment on table ... IS $$The shop's ...$$``;
    fakesnow copies the text unescaped into its own catalog (``Parser Error: unterminated string literal``, a 500 the
-   connector retries for minutes). Here the text is escaped first.
+   connector retries for minutes). Here the text is escaped first, and an empty comment (fakesnow's own MERGE
+   staging table has one) is not written at all: DuckDB refuses a write to fakesnow's catalog database inside a
+   transaction that already wrote to the warehouse, so every MERGE of dbt's snapshot failed.
 7. **Several column comments in one ALTER.** dbt-snowflake's ``persist_docs`` writes ``alter table T alter "A"
    COMMENT $$...$$, "B" COMMENT $$...$$``, which sqlglot cannot parse (``syntax error at or near "COMMENT"``). Here it
    becomes one ``alter table T alter column "A" COMMENT '...'`` per column, the form fakesnow's server runs.
+8. **NULL timestamps in results.** fakesnow's server sends a timestamp column as Snowflake's (epoch, fraction)
+   struct without a validity mask, so a NULL reads back as 1970-01-01 (a table diff then reports NULLs as changed
+   rows). Here the struct carries the column's NULLs.
+9. **Temporary tables named with their database.** dbt-snowflake's incremental merge and snapshot stage their rows in
+   ``create or replace temporary table DB.SCHEMA.X__dbt_tmp``; DuckDB refuses a temporary table outside its ``temp``
+   catalog ("TEMPORARY table names can *only* use the temp catalog"). Here such a table is created as an ordinary
+   one (it outlives the session in the emulator; dbt replaces it on the next run).
+10. **Bare source columns in MERGE's INSERT VALUES.** dbt's snapshot merge writes ``when not matched ... then insert
+    ("A", ...) values ("A", ...)``: Snowflake reads the values from the source; fakesnow's MERGE rewrite leaves them
+    ambiguous ("Ambiguous reference to column name"), and the aborted DuckDB transaction then answers every later
+    statement of the session with a 500 the connector retries for minutes. Here those columns are qualified with
+    the source's alias first.
+
+And one for the tests' sake: a statement the emulator fails on with an unexpected exception answers as a statement
+error; fakesnow's server answers HTTP 500, which the connector retries for about ten minutes before giving up.
 
 Everything else is fakesnow as released: the table stage, COPY INTO from parquet, the upload over HTTP.
 """
@@ -39,11 +56,15 @@ import re
 import sys
 from typing import Any
 
+import fakesnow.arrow
 import fakesnow.cli
-import fakesnow.info_schema
 import fakesnow.copy_into
+import fakesnow.info_schema
 import fakesnow.transforms.file_format
 import fakesnow.transforms.stage
+import pyarrow as pa
+import pyarrow.compute as pc
+import snowflake.connector.errors
 import sqlglot
 from fakesnow import transforms
 from fakesnow.cursor import FakeSnowflakeCursor
@@ -84,15 +105,57 @@ def column_comments(statement: str) -> list[str]:
     ]
 
 
+_TEMPORARY = re.compile(
+    r"^(\s*create\s+(?:or\s+replace\s+)?)(?:local\s+|global\s+)?temp(?:orary)?\s+"
+    r"((?:table|view)\s+(?:if\s+not\s+exists\s+)?[^\s(.]+\.[^\s(.]+\.[^\s(]+)",
+    re.I,
+)
+
+
+def qualified_temporary(statement: str) -> str:
+    """``create temporary table DB.S.T`` as ``create table DB.S.T`` (names with fewer parts stay temporary)."""
+    return _TEMPORARY.sub(r"\1\2", statement, count=1)
+
+
+def qualified_merge(statement: str) -> str:
+    """A MERGE whose ``insert ... values`` name bare columns, with each qualified by the source's alias."""
+    if not re.match(r"\s*merge\s", statement, re.I):
+        return statement
+    try:
+        tree = sqlglot.parse_one(statement, read="snowflake")
+    except sqlglot.errors.ParseError:
+        return statement
+    source = tree.args.get("using")
+    if not isinstance(tree, exp.Merge) or source is None:
+        return statement
+    bare = [
+        column
+        for when in tree.find_all(exp.When)
+        if isinstance(then := when.args.get("then"), exp.Insert) and then.expression is not None
+        for column in then.expression.find_all(exp.Column)
+        if not column.table
+    ]
+    for column in bare:
+        column.set("table", exp.to_identifier(source.alias_or_name))
+    return tree.sql(dialect="snowflake") if bare else statement
+
+
 _execute = FakeSnowflakeCursor.execute
 
 
 def execute(self: FakeSnowflakeCursor, command: str, *args: Any, **kwargs: Any) -> FakeSnowflakeCursor:
     parts = statements(command) if ";" in command else [command]
-    parts = [single for part in parts for single in column_comments(part)]
-    for part in parts[:-1]:
-        _execute(self, part, *args, **kwargs)
-    return _execute(self, parts[-1], *args, **kwargs)
+    parts = [qualified_merge(qualified_temporary(one)) for part in parts for one in column_comments(part)]
+    try:
+        for part in parts[:-1]:
+            _execute(self, part, *args, **kwargs)
+        return _execute(self, parts[-1], *args, **kwargs)
+    except snowflake.connector.errors.Error:
+        raise
+    except Exception as exc:  # an emulator failure answers as a statement error, not a 500 retried for minutes
+        raise snowflake.connector.errors.ProgrammingError(
+            msg=f"fakesnow (emulator) failed: {type(exc).__name__}: {exc}", errno=9999, sqlstate="99999"
+        ) from exc
 
 
 _put_stage = transforms.put_stage
@@ -144,7 +207,21 @@ _table_comment = fakesnow.info_schema.insert_table_comment_sql
 
 
 def table_comment(catalog: str, schema: str, table: str, comment: str | None) -> str:
-    return _table_comment(catalog, schema, table, comment.replace("'", "''") if comment else comment)
+    if not comment:  # nothing to record (fakesnow's own MERGE staging table): no write to its catalog database,
+        return "SELECT 1"  # which DuckDB refuses inside a transaction that already wrote to the warehouse
+    return _table_comment(catalog, schema, table, comment.replace("'", "''"))
+
+
+_timestamp_struct = fakesnow.arrow.timestamp_to_sf_struct
+
+
+def timestamp_struct(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    struct = _timestamp_struct(ts)
+    ts = ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
+    if not ts.null_count:
+        return struct
+    children = [pc.fill_null(struct.field(i), 0) for i in range(struct.type.num_fields)]
+    return pa.StructArray.from_arrays(children, fields=list(struct.type), mask=ts.is_null())
 
 
 def main() -> int:
@@ -155,6 +232,7 @@ def main() -> int:
     fakesnow.copy_into._params = copy_params
     fakesnow.copy_into._get_parquet_column_names = column_names
     fakesnow.info_schema.insert_table_comment_sql = table_comment
+    fakesnow.arrow.timestamp_to_sf_struct = timestamp_struct
     return fakesnow.cli.main(["-s", *sys.argv[1:]])
 
 
