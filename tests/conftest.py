@@ -94,11 +94,13 @@ def hw_env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
 
 SHARED_SCENARIO = {"tests.orchestration.test_docs_catalog", "tests.orchestration.test_end_to_end"}
 """Modules that use the session's materialized demo (tests/orchestration/conftest.py ``scenario``)."""
-LONGEST = ("tests/reliability/test_interrupts.py", "tests/orchestration/test_state_aware.py",
+LONGEST = ("tests/reliability/test_interrupts.py", "tests/orchestration/test_snowflake_target.py",
+           "tests/orchestration/test_state_aware.py",
            "tests/orchestration/test_state_property.py", "tests/orchestration/test_state_selection.py",
            "tests/orchestration/test_docs_catalog.py",
            "tests/orchestration/test_end_to_end.py", "tests/orchestration/test_dbt_semantics.py",
-           "tests/orchestration/test_deployment.py", "tests/orchestration/test_postgres_target.py",
+           "tests/orchestration/test_deployment.py", "tests/orchestration/test_snowflake_deployment.py",
+           "tests/orchestration/test_postgres_target.py",
            "tests/reliability/test_interrupts_postgres.py", "tests/reliability/test_crash_ingest.py",
            "tests/reliability/test_overlapping_runs.py", "tests/orchestration/test_checks.py",
            "tests/reliability/test_warehouse_down.py", "tests/reliability/test_load.py",
