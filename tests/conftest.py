@@ -69,6 +69,39 @@ def run_cli(
     return proc
 
 
+def store_secret(variable: str, value: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``headwater secret VARIABLE`` with ``value`` typed at its prompt: a Prefect Secret block on the env's server."""
+    stored = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "secret", variable],
+        input=value + "\n",
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    return stored
+
+
+@contextlib.contextmanager
+def prefect_worker(pool: str, env: dict[str, str], log_path: Path):
+    """A Prefect ``process`` worker polling ``pool`` (output in ``log_path``); stopped with its flow runs at the end."""
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield worker
+        finally:
+            stop_process_group(worker)
+
+
 def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     """Start ``headwater ARGS`` in its own process group (so a test can kill it and its children), output piped."""
     return subprocess.Popen(

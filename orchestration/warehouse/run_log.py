@@ -127,11 +127,10 @@ class RunLog:
 
     @classmethod
     def for_target(cls, project: Project, target: Target) -> RunLog:
-        if target.type == "postgres":
-            where = f"{target.name}: {target.config.get('host')}:{target.config.get('port')}, schema headwater"
-            return cls(target.sqlalchemy_url(), schema="headwater", where=where)
-        if target.type == "snowflake":  # shared by every worker, as on PostgreSQL
-            where = f"{target.name}: account {target.config.get('account')}, {target.config.get('database')}.HEADWATER"
+        if target.type in ("postgres", "snowflake"):  # in the warehouse: shared by every worker
+            c = target.config
+            server = f"account {c.get('account')}" if target.type == "snowflake" else f"{c.get('host')}:{c.get('port')}"
+            where = f"{target.name}: {server}, schema headwater"
             return cls(target.sqlalchemy_url(), schema="headwater", where=where, connect_args=target.connect_args())
         project.data_dir.mkdir(parents=True, exist_ok=True)
         path = project.data_dir / f"run_log_{target.name}.sqlite"

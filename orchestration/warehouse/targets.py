@@ -10,6 +10,7 @@ import base64
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ class Target:
             )
             return url.render_as_string(hide_password=False)
         if self.type == "snowflake":
-            key = snowflake_private_key(c)
+            key = self._private_key
             url = sa.URL.create(
                 "snowflake",
                 username=c["user"],
@@ -81,6 +82,11 @@ class Target:
             )
             return url.render_as_string(hide_password=False)
         raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot query")
+
+    @cached_property
+    def _private_key(self) -> bytes | None:
+        """The Snowflake key pair's key (DER), read and decrypted once per target (every engine and dlt use it)."""
+        return snowflake_private_key(self.config) if self.type == "snowflake" else None
 
     def connect_args(self) -> dict[str, Any]:
         """What SQLAlchemy hands the driver beside :meth:`sqlalchemy_url`: on Snowflake, an emulator's address
@@ -124,11 +130,10 @@ class Target:
                 "warehouse": c["warehouse"],
                 "role": c.get("role"),
             }
-            key = snowflake_private_key(c)
-            if key is not None:  # dlt reads a PEM key (its passphrase applied here, so it needs none)
-                credentials["private_key"] = _pem(key)
-            if c.get("host"):  # an emulator (fakesnow's server): the connector's own host/port/protocol arguments
-                credentials["query"] = {"host": c["host"], "port": int(c["port"]), "protocol": c["protocol"]}
+            if self._private_key is not None:  # dlt reads a PEM key (its passphrase applied here, so it needs none)
+                credentials["private_key"] = _pem(self._private_key)
+            if emulator := self.connect_args():  # the connector's own host/port/protocol arguments
+                credentials["query"] = emulator
             return dlt.destinations.snowflake(credentials=credentials)
         raise UnknownTargetError(f"target {self.name!r} has type {self.type!r}, which Headwater cannot load into")
 

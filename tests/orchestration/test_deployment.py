@@ -8,16 +8,24 @@ Slack/PagerDuty are unreachable here). Every process started here is stopped at 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REPO, Receiver, base_env, read_task_runs, run_cli, running_prefect_server, stop_process_group
+from tests.conftest import (
+    REPO,
+    Receiver,
+    base_env,
+    prefect_worker,
+    read_task_runs,
+    run_cli,
+    running_prefect_server,
+    store_secret,
+)
 
 pytestmark = pytest.mark.postgres
 POOL = "hw-test-pool"
@@ -63,32 +71,14 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
             "HEADWATER_PG_USER": warehouse.username,
             "HEADWATER_PG_DATABASE": warehouse.database,
         }
-        stored = subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", "secret", "HEADWATER_PG_PASSWORD"],
-            input=PLANTED + "\n",
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert stored.returncode == 0, stored.stdout + stored.stderr
+        stored = store_secret("HEADWATER_PG_PASSWORD", PLANTED, env)
         # paused: a schedule firing mid-test would add runs; the test triggers each run itself (triggers stay on)
         deployed = run_cli(["deploy", "--target", "postgres", "--work-pool", POOL, "--paused"], {**env, **where})
         worker_env = base_env(root / "worker_data", root / "worker")
         worker_env.update(
             PREFECT_API_URL=api, PREFECT_WORKER_QUERY_SECONDS="1", **where
         )  # no HEADWATER_PG_PASSWORD: the flow reads it from the Secret block at run time
-        log = (root / "worker.log").open("w")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
-            cwd=REPO,
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
+        with contextlib.closing(receiver), prefect_worker(POOL, worker_env, root / "worker.log"):
             nightly = wait_for(api, trigger(api, "nightly-full"))
             # new data in both sources' inputs, but only raw_marketing is ingested (a deployment run): the compiled
             # trigger must start one reactive run, which builds what reads raw_marketing and nothing else
@@ -126,10 +116,6 @@ def production(tmp_path_factory: pytest.TempPathFactory, make_pg_database):
             reactive_artifacts = artifacts_of(api, reactive.id)
             broken_task_runs = read_task_runs(api, str(broken.id))
             reactive_runs = reactive_run_ids(api)  # still one, minutes and five runs later
-        finally:
-            stop_process_group(worker)
-            log.close()
-            receiver.close()
     engine = sa.create_engine(warehouse)
     yield {
         "deployed": deployed,

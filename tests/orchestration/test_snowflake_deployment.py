@@ -8,20 +8,17 @@ the password in its environment, and one run of ``nightly-full`` triggered throu
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.conftest import (
-    REPO,
     base_env,
+    prefect_worker,
     run_cli,
     running_fakesnow,
     running_prefect_server,
     snowflake_connect,
     snowflake_env,
-    stop_process_group,
+    store_secret,
 )
 from tests.orchestration.test_deployment import trigger, wait_for
 
@@ -36,34 +33,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory):
     with running_fakesnow(root) as port, running_prefect_server(root / "server") as api:
         env = snowflake_env(base_env(root / "data", root / "client", api), port)
         del env["HEADWATER_SNOWFLAKE_PASSWORD"]
-        stored = subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", "secret", "HEADWATER_SNOWFLAKE_PASSWORD"],
-            input=PLANTED + "\n",
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert stored.returncode == 0, stored.stdout + stored.stderr
+        store_secret("HEADWATER_SNOWFLAKE_PASSWORD", PLANTED, env)
         deploy = run_cli(["deploy", "--target", "snowflake", "--work-pool", POOL, "--paused"], env)
         worker_env = {**snowflake_env(base_env(root / "worker_data", root / "worker", api), port)}
         del worker_env["HEADWATER_SNOWFLAKE_PASSWORD"]  # read from the Secret block at run time
         worker_env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
-        log = (root / "worker.log").open("w")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
-            cwd=REPO,
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
+        with prefect_worker(POOL, worker_env, root / "worker.log"):
             nightly = wait_for(api, trigger(api, "nightly-full", target="snowflake"))
-        finally:
-            stop_process_group(worker)
-            log.close()
         connection = snowflake_connect(port)
         try:
             cursor = connection.cursor()
