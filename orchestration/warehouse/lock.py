@@ -51,6 +51,12 @@ def _holder_text() -> str:
     )
 
 
+def _tell_waiting(what: str, timeout: float | None) -> None:
+    """One line on stderr when a run starts waiting for another, so a quiet terminal is not taken for a hang."""
+    limit = "as long as it takes" if timeout is None else f"up to {timeout:g} s, {TIMEOUT_ENV}"
+    print(f"waiting for {what}: another Headwater run holds it ({limit})", file=sys.stderr, flush=True)
+
+
 def _busy(target: Target, holder: str) -> TargetBusy:
     try:
         info = json.loads(holder)
@@ -87,6 +93,7 @@ def _file_lock(path: Path, target: Target) -> Iterator[None]:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_timeout()
+    told = False
     with path.open("a+") as handle:
         while True:
             try:
@@ -96,6 +103,9 @@ def _file_lock(path: Path, target: Target) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     handle.seek(0)
                     raise _busy(target, handle.read()) from None
+                if not told:
+                    _tell_waiting(f"target {target.name} ({path.name})", lock_timeout())
+                    told = True
                 time.sleep(0.5)
         handle.seek(0)
         handle.truncate()
@@ -165,8 +175,12 @@ def asset_locks(
                 asset, exclusive = wanted[key]
                 call = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
                 started = time.monotonic()
+                told = False
                 while not connection.execute(sa.text(f"select {call}(:k)"), {"k": key}).scalar():
                     connection.rollback()
+                    if not told and timeout != 0:
+                        _tell_waiting(f"asset {asset} on target {target.name}", timeout)
+                        told = True
                     if timeout is not None and time.monotonic() - started >= timeout:
                         raise TargetBusy(
                             f"asset {asset} on target {target.name} is busy: another Headwater run "
@@ -197,6 +211,7 @@ def _advisory_lock(target: Target, *, shared: bool = False) -> Iterator[None]:
     deadline = time.monotonic() + lock_timeout()
     engine, connection = _connect(target)
     call = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    told = False
     try:
         with connection:
             while not connection.execute(sa.text(f"select {call}(:k)"), {"k": key}).scalar():
@@ -217,6 +232,9 @@ def _advisory_lock(target: Target, *, shared: bool = False) -> Iterator[None]:
                         else ""
                     )
                     raise _busy(target, info)
+                if not told:
+                    _tell_waiting(f"target {target.name}", lock_timeout())
+                    told = True
                 time.sleep(0.5)
             connection.commit()
             try:

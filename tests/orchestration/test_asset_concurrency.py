@@ -1,11 +1,16 @@
 """Concurrency by asset on PostgreSQL, really run: two `headwater materialize` processes on one PostgreSQL target.
 
 On disjoint assets they work at the same time; on the same asset the second waits for the first (advisory locks per
-asset, taken in one order). The models sleep in the warehouse (``pg_sleep``) so that "at the same time" is visible in
-the run log's materialization times, not a matter of luck. DuckDB keeps one writer (tests/reliability).
+asset, taken in one order). Nothing here rests on timing: each model waits inside the warehouse at a gate (a shared
+advisory lock the test holds exclusively), so "at the same time" is seen as two models waiting at the gate together,
+and "takes turns" as the second run announcing that it waits while the first is held at the gate. DuckDB keeps one
+writer (tests/reliability).
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +19,9 @@ from tests.conftest import base_env, postgres_env, start_cli
 from tests.orchestration.test_state_foreign import write_files
 
 pytestmark = pytest.mark.postgres
+
+GATE = (4244, 0)  # an advisory lock key (two-int form) no Headwater lock uses
+_GATED = f"select {{id}} as id from (select pg_advisory_xact_lock_shared{GATE}) as gate"
 
 FILES = {
     "dbt_project.yml": """
@@ -39,8 +47,9 @@ FILES = {
               schema: public
               threads: 2
     """,
-    "models/left_lane.sql": "select 1 as id from (select pg_sleep(5)) as slow",
-    "models/right_lane.sql": "select 2 as id from (select pg_sleep(5)) as slow",
+    "models/left_lane.sql": _GATED.format(id=1),
+    "models/right_lane.sql": _GATED.format(id=2),
+    "models/shared_lane.sql": _GATED.format(id=3),
 }
 
 
@@ -50,48 +59,124 @@ def lanes(tmp_path_factory: pytest.TempPathFactory, make_pg_database, prefect_se
     write_files(root / "lanes", FILES)
     database = make_pg_database("lanes")
     env = postgres_env(base_env(root / "data", root / "prefect_home", api_url=prefect_server), database)
-    env["HEADWATER_LOCK_TIMEOUT"] = "300"  # a CLI run waits for the assets it shares instead of stopping
+    env["HEADWATER_LOCK_TIMEOUT"] = "600"  # a CLI run waits for the assets it shares instead of stopping
     args = ["--dbt-project", str(root / "lanes"), "--profiles-dir", str(root / "lanes"), "--target", "postgres"]
     engine = sa.create_engine(database)
     yield {"env": env, "args": args, "engine": engine}
     engine.dispose()
 
 
-def _together(lanes, *selections: str) -> list[str]:
-    """Start one `materialize --all -s <selection>` per selection at once; the run ids, in start order."""
-    procs = [start_cli(["materialize", "--all", "-s", s, *lanes["args"]], lanes["env"]) for s in selections]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, out[-3000:]
-    with lanes["engine"].connect() as conn:
-        return [r[0] for r in conn.execute(sa.text("select run_id from headwater.runs order by started_at"))]
+class _Run:
+    """One `materialize --all -s <selection>` process; its output read as it comes."""
+
+    def __init__(self, lanes, selection: str) -> None:
+        self.proc = start_cli(["materialize", "--all", "-s", selection, *lanes["args"]], lanes["env"])
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self) -> str:
+        self.proc.wait(timeout=600)
+        self._reader.join(timeout=60)
+        assert self.proc.returncode == 0, self.output()[-3000:]
+        return self.output()
 
 
-def _spans(lanes, runs: list[str], asset: str | None = None) -> list[tuple]:
-    where = f" and asset_key = '{asset}'" if asset else ""
-    ids = ", ".join(f"'{r}'" for r in runs)
+def _until(what: str, check, runs: list[_Run], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        ended = [r for r in runs if r.proc.poll() is not None]
+        assert not ended, f"a run ended before {what}:\n{ended[0].output()[-3000:]}"
+        assert time.monotonic() < deadline, f"never saw {what} in {timeout:g} s"
+        time.sleep(0.2)
+
+
+def _at_gate(conn) -> int:
+    """How many sessions wait at the gate (models started, held)."""
+    return conn.execute(
+        sa.text(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and classid = :c and objid = :o and objsubid = 2"
+        ),
+        {"c": GATE[0], "o": GATE[1]},
+    ).scalar()
+
+
+def _gated(lanes):
+    """The test's own session holding the gate closed; `open` releases it."""
+    conn = lanes["engine"].connect()
+    conn.execute(sa.text(f"select pg_advisory_lock{GATE}"))
+    conn.commit()
+
+    def at_gate() -> int:
+        count = _at_gate(conn)
+        conn.commit()  # a fresh view of pg_locks each time
+        return count
+
+    def open_gate() -> None:
+        conn.execute(sa.text(f"select pg_advisory_unlock{GATE}"))
+        conn.commit()
+        conn.close()
+
+    return at_gate, open_gate
+
+
+def _spans(lanes, asset: str) -> list[tuple]:
     with lanes["engine"].connect() as conn:
         return conn.execute(
             sa.text(
-                "select run_id, asset_key, started_at, ended_at from headwater.materializations "
-                f"where status = 'success' and run_id in ({ids}){where} order by started_at"
-            )
+                "select run_id, started_at, ended_at from headwater.materializations "
+                "where status = 'success' and asset_key = :a order by started_at"
+            ),
+            {"a": asset},
         ).fetchall()
 
 
-def test_runs_on_disjoint_assets_overlap_and_on_the_same_asset_take_turns(lanes) -> None:
-    disjoint = _together(lanes, "left_lane", "right_lane")
-    spans = _spans(lanes, disjoint)
-    assert sorted(s.asset_key for s in spans) == ["public.left_lane", "public.right_lane"], spans
-    first, second = spans
-    assert second.started_at < first.ended_at, f"disjoint runs did not overlap: {spans}"
+def test_runs_on_disjoint_assets_build_at_the_same_time(lanes) -> None:
+    at_gate, open_gate = _gated(lanes)
+    try:
+        runs = [_Run(lanes, "left_lane"), _Run(lanes, "right_lane")]
+        # both models are inside the warehouse at once: neither run waited for the other to finish
 
-    before = set(disjoint)
-    shared = [r for r in _together(lanes, "left_lane", "left_lane") if r not in before]
-    spans = _spans(lanes, shared, "public.left_lane")
+        def both_building() -> bool:
+            waiting = [r.output() for r in runs if "waiting for" in r.output()]
+            assert not waiting, f"a run on disjoint assets waited for the other: {waiting[0][-2000:]}"
+            return at_gate() == 2
+
+        _until("both disjoint models building at the same time", both_building, runs)
+    finally:
+        open_gate()
+    outputs = [run.finish() for run in runs]
+    assert not any("waiting for" in out for out in outputs), outputs
+    assert [len(_spans(lanes, a)) for a in ("public.left_lane", "public.right_lane")] == [1, 1]
+
+
+def test_runs_on_the_same_asset_take_turns(lanes) -> None:
+    at_gate, open_gate = _gated(lanes)
+    try:
+        first = _Run(lanes, "shared_lane")
+        _until("the first run's model building", lambda: at_gate() == 1, [first])
+        second = _Run(lanes, "shared_lane")
+        _until(
+            "the second run waiting for public.shared_lane",
+            lambda: "waiting for asset public.shared_lane on target postgres" in second.output(),
+            [first, second],
+        )
+        assert at_gate() == 1, "the second run's model started while the first held the asset"
+    finally:
+        open_gate()
+    first.finish()
+    second.finish()
+    spans = _spans(lanes, "public.shared_lane")
     assert len(spans) == 2, spans
-    first, second = spans
-    assert second.started_at >= first.ended_at, f"two runs built public.left_lane at once: {spans}"
+    assert spans[1].started_at >= spans[0].ended_at, f"two runs built public.shared_lane at once: {spans}"
 
 
 def test_a_cli_run_that_may_not_wait_is_refused_naming_the_asset(lanes) -> None:
