@@ -96,15 +96,34 @@ def _options(vars_text: str | None, **flags):
         raise _fail(str(exc)) from None
 
 
-def _graph(project: Project, resolved, options=None):
-    """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised)."""
+def _graph(project: Project, resolved, options=None, *, cached: bool = False):
+    """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised).
+
+    ``cached``: the commands that only read take the graph saved on disk when nothing it was built from changed
+    (``orchestration.engine.graph_cache``), and save the one they build."""
+    from orchestration.dbt import executor
+
+    options = options or executor.NO_OPTIONS
+    if not cached:
+        return _built_graph(project, resolved, options)
+    from orchestration.engine import graph_cache
+
+    key = graph_cache.inputs_key(project, resolved, options.vars)
+    graph = graph_cache.load(project, resolved, key, options.vars)
+    if graph is None:
+        graph = _built_graph(project, resolved, options)
+        if graph_cache.inputs_key(project, resolved, options.vars) == key:  # nothing changed while it was built
+            graph_cache.store(project, resolved, key, graph, options.vars)
+    return graph
+
+
+def _built_graph(project: Project, resolved, options):
     from assets import DuplicateAssetError, ManifestError
     from assets.dag import CycleError
     from orchestration.dbt import executor
     from orchestration.engine.plan import asset_graph
     from orchestration.settings import Settings, project_defaults, project_vars
 
-    options = options or executor.NO_OPTIONS
     with console.status("parsing the dbt project"):
         try:
             manifest = executor.parse(project, resolved, options)
@@ -142,7 +161,7 @@ def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
     options = _options(vars_text)
-    graph = _graph(project, resolved, options)
+    graph = _graph(project, resolved, options, cached=True)
     lookup = state_lookup(project, resolved, state_dir, options)
     try:
         nodes = select_nodes(graph, selection, exclude, state=lookup)

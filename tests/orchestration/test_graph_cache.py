@@ -1,0 +1,170 @@
+"""The asset graph cached on disk for the commands that only read (orchestration/engine/graph_cache.py).
+
+Unit tests of the key and the entry (what invalidates it, what does not), then the real CLI over a small dbt project
+on DuckDB: the second `headwater assets` imports neither dbt nor dlt, and an edit is seen at once, never a stale
+answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from assets import AssetGraph, AssetKey, AssetKind, AssetSpec
+from orchestration.engine import graph_cache
+from orchestration.project import Project
+from orchestration.warehouse.targets import Target
+from tests.conftest import REPO
+from tests.orchestration.test_state_foreign import write_files
+
+FILES = {
+    "dbt_project.yml": """
+        name: cached
+        version: "1.0"
+        profile: cached
+        model-paths: [models]
+    """,
+    "profiles.yml": """
+        cached:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: "{{ env_var('CACHED_DB') }}"
+              threads: 1
+    """,
+    "models/first.sql": "select 1 as id",
+    "models/second.sql": "select id from {{ ref('first') }}",
+}
+
+
+def _project(tmp_path: Path) -> tuple[Project, Target]:
+    write_files(tmp_path / "dbt", FILES)
+    project = Project(
+        root=tmp_path, data_dir=tmp_path / "data", dbt_project_dir=tmp_path / "dbt", profiles_dir=tmp_path / "dbt"
+    )
+    return project, Target("dev", "duckdb", {"path": str(tmp_path / "w.duckdb")})
+
+
+def _graph(name: str = "marts.first") -> AssetGraph:
+    return AssetGraph.from_specs([AssetSpec(key=AssetKey.parse(name), kind=AssetKind.DBT_MODEL)])
+
+
+@pytest.mark.unit
+def test_the_key_changes_with_every_input_and_with_nothing_else(tmp_path: Path, monkeypatch) -> None:
+    project, target = _project(tmp_path)
+    monkeypatch.setenv("CACHED_DB", "one")
+    key = graph_cache.inputs_key(project, target, {})
+    assert graph_cache.inputs_key(project, target, {}) == key, "the same inputs give the same key"
+
+    # dbt's outputs, hidden folders and unrelated variables are not inputs
+    write_files(tmp_path / "dbt", {"target/manifest.json": "{}", "logs/dbt.log": "x", ".venv/x.py": "x"})
+    monkeypatch.setenv("UNRELATED_VARIABLE", "x")
+    assert graph_cache.inputs_key(project, target, {}) == key
+
+    changes = {
+        "a model's SQL": lambda: (tmp_path / "dbt/models/first.sql").write_text("select 2 as id"),
+        "a new file": lambda: (tmp_path / "dbt/models/schema.yml").write_text("version: 2\n"),
+        "a package's macro": lambda: write_files(tmp_path / "dbt", {"dbt_packages/p/macros/m.sql": "{% macro m() %}"}),
+        "a variable the profile reads": lambda: monkeypatch.setenv("CACHED_DB", "two"),
+        "a DBT_ variable": lambda: monkeypatch.setenv("DBT_SOMETHING", "1"),
+        "a HEADWATER_ variable": lambda: monkeypatch.setenv("HEADWATER_PYTHON_ASSETS", "mine"),
+        "headwater.yml": lambda: (tmp_path / "headwater.yml").write_text("python_assets: []\n"),
+    }
+    seen = {key}
+    for what, change in changes.items():
+        change()
+        now = graph_cache.inputs_key(project, target, {})
+        assert now not in seen, f"{what} did not change the key"
+        seen.add(now)
+    now = graph_cache.inputs_key(project, target, {})
+    assert graph_cache.inputs_key(project, target, {"day": 2}) != now, "--vars are an input"
+    other = Target("other", "duckdb", target.config)
+    assert graph_cache.inputs_key(project, other, {}) != now, "the target is an input"
+
+
+@pytest.mark.unit
+def test_an_entry_is_used_only_under_its_key_and_with_its_code_unchanged(tmp_path: Path, monkeypatch) -> None:
+    project, target = _project(tmp_path)
+    project.dbt_target_path.mkdir(parents=True, exist_ok=True)
+    assert graph_cache.load(project, target, "k") is None, "nothing stored: a miss"
+
+    graph_cache.store(project, target, "k", _graph())
+    loaded = graph_cache.load(project, target, "k")
+    assert loaded is not None and [str(k) for k in loaded.specs] == ["marts.first"]
+    assert graph_cache.load(project, target, "other") is None, "another key: a miss"
+
+    # code the graph was built with (a translator, Python assets) changes: a miss
+    (tmp_path / "code").mkdir()
+    module = tmp_path / "code" / "my_translator_for_cache.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    importlib.import_module("my_translator_for_cache")
+    try:
+        graph_cache.store(project, target, "k", _graph())
+        assert graph_cache.load(project, target, "k") is not None
+        module.write_text("VALUE = 22\n")
+        assert graph_cache.load(project, target, "k") is None, "an edited module the graph was built with"
+    finally:
+        sys.modules.pop("my_translator_for_cache", None)
+
+    for broken in (b"", b"not a pickle", b"\x80\x05K\x01."):
+        graph_cache.cache_path(project, target).write_bytes(broken)
+        assert graph_cache.load(project, target, "k") is None, f"a broken cache file {broken!r} is a miss"
+
+
+def _cli(args: list[str], env: dict[str, str]) -> tuple[str, set[str]]:
+    """``headwater ARGS`` in a process of its own; its output and the top-level packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "orchestration.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    imported = {
+        line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if line.startswith("import time")
+    }
+    return done.stdout, imported
+
+
+def test_the_reading_commands_answer_from_the_cache_and_see_an_edit_at_once(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_files(project, FILES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_", "DBT_"))}
+    env.update(
+        HEADWATER_DATA_DIR=str(tmp_path / "data"),
+        HEADWATER_PROJECT_DIR=str(project),
+        CACHED_DB=str(tmp_path / "warehouse.duckdb"),
+        COLUMNS="200",
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
+
+    first, imported = _cli(["assets", *args], env)
+    assert "dbt" in imported, "the first command parses the project"
+    assert "2 of 2 assets" in first, first
+    again, imported = _cli(["assets", *args], env)
+    assert again == first
+    assert not imported & {"dbt", "prefect", "dlt", "great_expectations"}, sorted(imported)
+
+    for command in ("status", "checks"):
+        _, imported = _cli([command, *args], env)
+        assert not imported & {"dbt", "prefect", "dlt"}, (command, sorted(imported & {"dbt", "prefect", "dlt"}))
+
+    (project / "models" / "third.sql").write_text(textwrap.dedent("select id from {{ ref('second') }}"))
+    edited, imported = _cli(["assets", *args], env)
+    assert "dbt" in imported and "3 of 3 assets" in edited and "third" in edited, edited
+
+    _, imported = _cli(["assets", "--vars", "{day: 2}", *args], env)
+    assert "dbt" in imported, "other --vars: parsed again"
+    listed, imported = _cli(["assets", "--output", "json", *args], env)
+    assert "dbt" not in imported and listed.count("unique_id") == 3, listed
