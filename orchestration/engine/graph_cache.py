@@ -76,7 +76,7 @@ def load(project: Project, target: Target, key: str, cli_vars: Mapping[str, Any]
         if entry["format"] != FORMAT or entry["key"] != key or not _code_unchanged(entry["code"]):
             return None
         graph = entry["graph"]
-    except Exception:  # noqa: BLE001 - a missing, partial or foreign cache file is a miss: the caller parses
+    except Exception:  # a missing, partial or foreign cache file is a miss: the caller parses
         return None
     return graph if isinstance(graph, AssetGraph) else None
 
