@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from assets.dbt_manifest import DbtTranslator
 from assets.lineage import dialect_of
-from orchestration.analysis.lineage import compile_dir, compile_manifest, key_map, lineage_of_manifest
+from orchestration.analysis.lineage import compile_dir, key_map, lineage_of_manifest
 from orchestration.dbt.state import state_path
 
 BREAKING, NON_BREAKING, ADDED, REMOVED, CONFIG = "breaking", "non-breaking", "added", "removed", "config"
@@ -126,6 +126,15 @@ def _queries(
     return result
 
 
+def _models(manifest: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """key -> (compiled SQL as written, config that changes data) of every model and snapshot."""
+    return {
+        keys[unique_id]: (node.get("compiled_code") or "", {k: (node.get("config") or {}).get(k) for k in _CONFIG_KEYS})
+        for unique_id, node in (manifest.get("nodes") or {}).items()
+        if node.get("resource_type") in ("model", "snapshot") and unique_id in keys
+    }
+
+
 def _categorise(key: str, new: exp.Query, old: exp.Query, dialect: str) -> tuple[str, str]:
     """SQLMesh's categorisation of one directly modified model."""
     from orchestration.analysis._compat import only_projections_added
@@ -184,6 +193,8 @@ def build_change_plan(
     """
     dialect = dialect_of(working)
     old_keys, new_keys = key_map(deployed, translator), key_map(working, translator)
+    if _models(deployed, old_keys) == _models(working, new_keys):
+        return ChangePlan(())  # the same compiled SQL and configuration for every key: nothing to categorise
     old, new = _queries(deployed, old_keys), _queries(working, new_keys)
     old_lineage = lineage_of_manifest(dict(deployed), dbt_project_dir, translator, target)
     new_lineage = lineage_of_manifest(dict(working), dbt_project_dir, translator, target)
@@ -236,12 +247,17 @@ def build_change_plan(
     return ChangePlan(tuple(changes), indirect)
 
 
-def compile_working(project: Any, target: Any, options: Any = None) -> tuple[dict[str, Any], Path]:
-    """Compile the working project on ``target`` into its own folder; returns the manifest and its path."""
-    folder = compile_dir(project)
-    if options is None:
-        return compile_manifest(project, target, folder), folder / "manifest.json"
-    return compile_manifest(project, target, folder, options), folder / "manifest.json"
+def compile_working(
+    project: Any, target: Any, options: Any = None, *, cached: bool = False
+) -> tuple[dict[str, Any], Path]:
+    """Compile the working project on ``target`` into its own folder; returns the manifest and its path.
+    ``cached``: the last compile when still valid (``orchestration.analysis.compile_cache``); a state being saved
+    is always compiled now."""
+    from orchestration.analysis.compile_cache import compiled_manifest
+
+    options = [options] if options is not None else []
+    manifest, _ = compiled_manifest(project, target, compile_dir(project), *options, fresh=not cached)
+    return manifest, compile_dir(project) / "manifest.json"
 
 
 def save_deployed_state(project: Any, target: Any) -> Path:

@@ -123,6 +123,15 @@ def lineage_of_manifest(
 def project_lineage(
     project: Project, target: Target, options: executor.DbtOptions = executor.NO_OPTIONS
 ) -> ColumnLineage:
-    """Compile the project on ``target`` (with the run's ``--vars``) and analyse its column lineage."""
-    manifest = compile_manifest(project, target, compile_dir(project), options)
-    return lineage_of_manifest(manifest, project.dbt_project_dir, project_translator(project), target)
+    """Compile the project on ``target`` (with the run's ``--vars``; the last compile when still valid:
+    ``orchestration.analysis.compile_cache``) and analyse its column lineage."""
+    from orchestration.analysis.compile_cache import compiled_manifest, keep_result, kept_result
+
+    folder = compile_dir(project)
+    manifest, key = compiled_manifest(project, target, folder, options)
+    if key is not None and (kept := kept_result(folder, "lineage", key)) is not None:
+        return kept
+    lineage = lineage_of_manifest(manifest, project.dbt_project_dir, project_translator(project), target)
+    if key is not None:
+        keep_result(folder, "lineage", key, lineage)
+    return lineage

@@ -126,7 +126,7 @@ def plan(
     state = state or state_path(project.data_dir, resolved.name)
     try:
         with console.status("compiling the working project"):
-            working, compiled_path = compile_working(project, resolved, _options(vars))
+            working, compiled_path = compile_working(project, resolved, _options(vars), cached=not save)
         if save:
             save_state(compiled_path, state)
             console.print(f"deployed state of {resolved.name} saved to {state}")

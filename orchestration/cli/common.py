@@ -100,20 +100,20 @@ def _graph(project: Project, resolved, options=None, *, cached: bool = False):
     """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised).
 
     ``cached``: the commands that only read take the graph saved on disk when nothing it was built from changed
-    (``orchestration.engine.graph_cache``), and save the one they build."""
+    (``orchestration.inputs_cache``), and save the one they build."""
     from orchestration.dbt import executor
 
     options = options or executor.NO_OPTIONS
     if not cached:
         return _built_graph(project, resolved, options)
-    from orchestration.engine import graph_cache
+    from orchestration import inputs_cache
 
-    key = graph_cache.inputs_key(project, resolved, options.vars)
-    graph = graph_cache.load(project, resolved, key, options.vars)
+    key = inputs_cache.inputs_key(project, resolved, options.vars)
+    graph = inputs_cache.load(project, resolved, key, options.vars)
     if graph is None:
         graph = _built_graph(project, resolved, options)
-        if graph_cache.inputs_key(project, resolved, options.vars) == key:  # nothing changed while it was built
-            graph_cache.store(project, resolved, key, graph, options.vars)
+        if inputs_cache.inputs_key(project, resolved, options.vars) == key:  # nothing changed while it was built
+            inputs_cache.store(project, resolved, key, graph, options.vars)
     return graph
 
 

@@ -200,7 +200,7 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
     Raises:
         DbtInvocationError: the project does not parse; the message carries dbt's error.
     """
-    with _parse_lock(project.dbt_target_path):
+    with folder_lock(project.dbt_target_path):
         result = invoke(project, target, ["parse"], options=options)
         interrupts.check()
         if not result.success:
@@ -210,9 +210,10 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
 
 
 @contextmanager
-def _parse_lock(folder: Path) -> Iterator[None]:
-    """One parse at a time per dbt target folder, across processes: two runs of one worker may overlap (runs on
-    disjoint PostgreSQL assets do), and a parse reading manifest.json while another writes it reads half a file."""
+def folder_lock(folder: Path) -> Iterator[None]:
+    """One dbt invocation at a time per dbt target folder, across processes (the parse; the analysis compile): two
+    runs of one worker may overlap (runs on disjoint PostgreSQL assets do), and a parse reading manifest.json while
+    another writes it reads half a file."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,12 @@ def parsed_manifest(project: Project, target: Target, options: DbtOptions = NO_O
 
 
 def artifacts(
-    project: Project, target: Target, command: Sequence[str], target_path: Path, options: DbtOptions = NO_OPTIONS
+    project: Project,
+    target: Target,
+    command: Sequence[str],
+    target_path: Path,
+    options: DbtOptions = NO_OPTIONS,
+    callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> dict[str, Any]:
     """``dbt <command>`` writing its artifacts to ``target_path`` (never the build target a run uses); returns
     the manifest it wrote. DuckDB is released afterwards so checks and other readers can connect.
@@ -241,7 +247,7 @@ def artifacts(
     Raises:
         DbtInvocationError: the command failed; the message carries dbt's error or the first failing node.
     """
-    result = invoke(project, target, command, target_path=target_path, options=options)
+    result = invoke(project, target, command, target_path=target_path, options=options, callbacks=callbacks)
     if target.type == "duckdb":
         release_duckdb()
     if not result.success:

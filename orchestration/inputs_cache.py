@@ -1,12 +1,15 @@
-"""The asset graph on disk, for the commands that only read (``assets``, ``status``, ``checks``): when nothing it was
-built from has changed they load it instead of importing dbt and dlt and running a partial ``dbt parse``.
+"""What a project's dbt parse and asset graph are built from, as one key; and the asset graph kept on disk under it,
+for the commands that only read (``assets``, ``status``, ``checks``): when nothing it was built from has changed they
+load it instead of importing dbt and dlt and running a partial ``dbt parse``. (``orchestration.analysis.compile_cache``
+keeps ``dbt compile`` under the same key plus the warehouse's relations.)
 
 Valid the way dbt decides a partial parse is valid, and a little stricter (when in doubt, parse):
 
 - the *inputs key*, a SHA-256 over the content of every file of the dbt project (``dbt_packages`` included;
   ``target/``, ``logs/`` and hidden folders left out), ``profiles.yml``, ``headwater.yml``, ``pyproject.toml``, the
   GX suites and the stored dlt schemas of the target; the value of every variable named by an ``env_var()`` in
-  those files and of every ``DBT_*`` and ``HEADWATER_*`` variable; the run's ``--vars``; the target; the versions
+  those files and of every ``DBT_*`` and ``HEADWATER_*`` variable (but for a few that cannot change a graph: folders,
+  alerts, lock and log settings); the run's ``--vars``; the target; the versions
   of Python, dbt, the target's adapter and dlt;
 - the *code* the graph was built with: every module loaded from outside the installed packages when it was built
   (Headwater's own code in a checkout, the project's Python assets and translator), by size and modification time.
@@ -36,6 +39,19 @@ from orchestration.warehouse.targets import Target
 
 FORMAT = 1
 _SKIPPED_DIRS = {"target", "logs", "__pycache__", "node_modules"}
+_NOT_INPUTS = {  # Headwater's variables that cannot change a graph (folders count through the paths hashed)
+    "HEADWATER_DATA_DIR",
+    "HEADWATER_PROJECT_DIR",
+    "HEADWATER_LOCK_TIMEOUT",
+    "HEADWATER_DEBUG",
+    "HEADWATER_ALERTS_FILE",
+    "HEADWATER_ALERT_DEADLINE",
+    "HEADWATER_ALERT_WEBHOOK_URL",
+    "HEADWATER_SLACK_WEBHOOK_URL",
+    "HEADWATER_PAGERDUTY_ROUTING_KEY",
+    "HEADWATER_DBT_LOG_LEVEL_FILE",
+    "HEADWATER_REQUIRE_SERVICES",
+}
 _ENV_VAR = re.compile(rb"""env_var\(\s*['"]([^'"]+)['"]""")
 
 
@@ -57,7 +73,7 @@ def inputs_key(project: Project, target: Target, cli_vars: Mapping[str, Any] | N
         env_names.update(name.decode() for name in _ENV_VAR.findall(content))
         digest.update(f"{path}\0{len(content)}\0".encode())
         digest.update(hashlib.sha256(content).digest())
-    env_names.update(n for n in os.environ if n.startswith(("DBT_", "HEADWATER_")))
+    env_names.update(n for n in os.environ if n.startswith(("DBT_", "HEADWATER_")) and n not in _NOT_INPUTS)
     facts = {
         "target": [target.name, target.type],
         "vars": dict(cli_vars or {}),
@@ -73,7 +89,7 @@ def load(project: Project, target: Target, key: str, cli_vars: Mapping[str, Any]
     try:
         with cache_path(project, target, cli_vars).open("rb") as handle:
             entry = pickle.load(handle)
-        if entry["format"] != FORMAT or entry["key"] != key or not _code_unchanged(entry["code"]):
+        if entry["format"] != FORMAT or entry["key"] != key or not code_unchanged(entry["code"]):
             return None
         graph = entry["graph"]
     except Exception:  # a missing, partial or foreign cache file is a miss: the caller parses
@@ -86,7 +102,7 @@ def store(
 ) -> None:
     """Save ``graph`` under ``key`` with the code loaded now (atomically; a failure to write is ignored)."""
     path = cache_path(project, target, cli_vars)
-    entry = {"format": FORMAT, "key": key, "code": _loaded_code(), "graph": graph}
+    entry = {"format": FORMAT, "key": key, "code": loaded_code(), "graph": graph}
     scratch = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         with scratch.open("wb") as handle:
@@ -130,7 +146,7 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple({paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]})
 
 
-def _loaded_code() -> dict[str, tuple[int, int]]:
+def loaded_code() -> dict[str, tuple[int, int]]:
     """Size and modification time of every source file loaded from outside the installed packages."""
     installed = _installed_roots()
     code: dict[str, tuple[int, int]] = {}
@@ -146,7 +162,7 @@ def _loaded_code() -> dict[str, tuple[int, int]]:
     return code
 
 
-def _code_unchanged(code: Mapping[str, tuple[int, int]]) -> bool:
+def code_unchanged(code: Mapping[str, tuple[int, int]]) -> bool:
     for file, (size, mtime) in code.items():
         try:
             stat = os.stat(file)
