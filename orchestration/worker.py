@@ -23,10 +23,21 @@ class QueueWorker(Generic[T]):
     in time is added to ``errors``.
     """
 
-    def __init__(self, name: str, handle: Callable[[T], None], context: contextvars.Context | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[T], None],
+        context: contextvars.Context | None = None,
+        *,
+        idle: Callable[[], None] | None = None,
+        idle_every: float = 0.5,
+    ) -> None:
+        """``idle`` (optional) runs on the thread whenever nothing was put for ``idle_every`` seconds."""
         self.name = name
         self.errors: list[str] = []
         self._handle = handle
+        self._idle = idle
+        self._idle_every = idle_every
         self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
         self._pending = 0
         self._lock = threading.Lock()
@@ -55,7 +66,15 @@ class QueueWorker(Generic[T]):
         self.close()
 
     def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._idle_every) if self._idle else self._queue.get()
+            except queue.Empty:
+                if self._idle is not None:
+                    self._idle()  # records its own failures, as handle does
+                continue
+            if item is None:
+                return
             try:
                 self._handle(item)
             finally:

@@ -4,6 +4,11 @@ Prefect 3 records task runs from the events its task engine emits (``prefect.tas
 module emits the same events for each asset, from **one** background thread. Callers only enqueue
 (``open``/``finish`` are a queue put), so dbt's threads never wait on Prefect, and Prefect's settings are
 built once for that thread instead of once per node thread.
+
+One event per node where it can be: a node's Running state is emitted only once it has run for
+:data:`RUNNING_AFTER` seconds (so a long model shows as Running in Prefect's UI while it runs); a node that ends
+sooner is recorded by its final state alone, which carries its start time, end time and run time. The Prefect
+server's cost is per event (~11 ms of CPU here), and most dbt nodes end within a second.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ def api_log(
     task_log.handle(record)
 
 
+RUNNING_AFTER = 1.0
+"""Seconds a node runs before its Running state is recorded (a node that ends sooner gets one event, not two)."""
+
 _LOG_LEVEL = {
     Outcome.FAILED: logging.ERROR,
     Outcome.AWAITING_RETRY: logging.WARNING,
@@ -74,10 +82,11 @@ class TaskRunMirror:
         self.ids: dict[str, uuid.UUID] = {node: uuid.uuid4() for node in sorted(self.tasks)}
         self._runs: dict[str, TaskRun] = {}
         self._last_event: dict[str, Event | None] = {}
+        self._started: dict[str, State] = {}  # attempts begun whose Running (Retrying) state is not emitted yet
         self.errors: list[str] = []
         self.events_sent = 0
         self._worker: QueueWorker[tuple[str, str, datetime, str, Any]] = QueueWorker(
-            "headwater-mirror", self._record, contextvars.copy_context()
+            "headwater-mirror", self._record, contextvars.copy_context(), idle=self._announce_long, idle_every=0.25
         )
 
     # -- producer side: called from dbt's threads, must stay cheap ------------------------------------
@@ -97,7 +106,8 @@ class TaskRunMirror:
 
     def close(self, timeout: float = 60.0) -> None:
         """Record what is queued (at most ``timeout`` seconds) and stop the thread; what was not recorded in time is
-        named in ``errors``."""
+        named in ``errors``. An attempt that never ended is recorded as Running."""
+        self._worker.put(("announce", "", datetime.now(UTC), "", None))
         self._worker.close(timeout)
         self.errors.extend(self._worker.errors)
 
@@ -111,7 +121,9 @@ class TaskRunMirror:
     def _record(self, item: tuple[str, str, datetime, str, Any]) -> None:
         kind, node_id, at, message, outcome = item
         try:
-            if kind == "events":
+            if kind == "announce":
+                self._announce_long(everything=True)
+            elif kind == "events":
                 self._emit_events(outcome)
             elif kind == "open":
                 self._on_open(node_id, at)
@@ -120,6 +132,26 @@ class TaskRunMirror:
         except Exception as exc:  # recording must never break the run; the failure is reported at the end
             self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
             logger.warning("could not record task run for %s: %s", node_id, exc)
+        if self._started and kind != "announce":
+            self._announce_long()  # a busy queue never idles: long attempts are announced between items too
+
+    def _announce_long(self, everything: bool = False) -> None:
+        """Emit the Running state of every attempt begun :data:`RUNNING_AFTER` seconds ago or more (``everything``:
+        of every attempt begun), with its real start time."""
+        horizon = datetime.now(UTC) - timedelta(seconds=RUNNING_AFTER)
+        for node_id, state in list(self._started.items()):
+            if everything or state.timestamp <= horizon:
+                try:
+                    self._announce(node_id)
+                except Exception as exc:  # recording must never break the run; reported at the end
+                    self.errors.append(f"{node_id}: {type(exc).__name__}: {exc}")
+                    logger.warning("could not record task run for %s: %s", node_id, exc)
+
+    def _announce(self, node_id: str) -> None:
+        state = self._started.pop(node_id)
+        run = self._runs[node_id]
+        self._emit(node_id, run.state, state)
+        self._log(node_id, logging.INFO, f"{node_id}: started (attempt {run.run_count})", state.timestamp)
 
     def _task_run(self, node_id: str, at: datetime, *, announce: bool = True) -> TaskRun:
         """The node's task run, created on first use; ``announce`` emits its Pending state (skipped when the
@@ -180,23 +212,27 @@ class TaskRunMirror:
             api_log(self.flow_run_id, level, text, at, task_run_id=self._runs[node_id].id)
 
     def _on_open(self, node_id: str, at: datetime) -> None:
+        """The attempt begins; its Running (Retrying) state waits for :meth:`_announce_long` or the final state."""
         run = self._task_run(node_id, at, announce=False)
-        previous = run.state
-        state: State = Retrying(timestamp=at) if run.run_count > 0 else Running(timestamp=at)
+        self._started.pop(node_id, None)  # an attempt that began again without ending: the new one counts
         run.run_count += 1
         if run.start_time is None:
             run.start_time = at  # type: ignore[assignment]  # Prefect's DateTime is a datetime at run time
         run.end_time = None
-        self._emit(node_id, previous, state)
-        self._log(node_id, logging.INFO, f"{node_id}: started (attempt {run.run_count})", at)
+        self._started[node_id] = Retrying(timestamp=at) if run.run_count > 1 else Running(timestamp=at)
 
     def _on_finish(self, node_id: str, at: datetime, outcome: str, message: str) -> None:
         # a node that never started (Cached, Skipped) is created by its final state: one event, not two (the
         # server's cost is per event: ~1,000 fresh assets of an idle rerun are 1,000 events)
         run = self._task_run(node_id, at, announce=False)
+        begun = self._started.get(node_id)
+        if begun is not None and at - begun.timestamp >= timedelta(seconds=RUNNING_AFTER):
+            self._announce(node_id)  # it ran long enough to be seen running, even if the queue was behind
+        unannounced = self._started.pop(node_id, None)  # ended within RUNNING_AFTER: one event, the final state
         previous = run.state
-        if previous is not None and previous.is_running():
-            run.total_run_time += at - previous.timestamp
+        began = unannounced or (previous if previous is not None and previous.is_running() else None)
+        if began is not None:
+            run.total_run_time += at - began.timestamp
         state: State
         if outcome == Outcome.SUCCESS:
             state = Completed(timestamp=at, message=message or None)
@@ -224,7 +260,8 @@ class TaskRunMirror:
         if state.is_final():
             run.end_time = at  # type: ignore[assignment]
         self._emit(node_id, previous, state)
-        took = f" after {(at - previous.timestamp).total_seconds():.2f} s" if previous and previous.is_running() else ""
+        took = f" after {(at - began.timestamp).total_seconds():.2f} s" if began is not None else ""
+        took += f" (attempt {run.run_count})" if unannounced is not None else ""
         line = f"{node_id}: {(state.name or '').lower()}{took}" + (f"\n{message.strip()}" if message.strip() else "")
         if outcome != Outcome.CACHED:  # a fresh asset's state message says why it was kept: no line per asset
             self._log(node_id, _LOG_LEVEL.get(outcome, logging.INFO), line, at)

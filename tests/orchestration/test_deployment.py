@@ -403,7 +403,7 @@ def test_the_reactive_run_shows_its_work_in_prefect(production) -> None:
     assert built
     for task_run in built:
         lines = logs.get(str(task_run.id), [])
-        assert any("started (attempt 1)" in line for line in lines), (task_run.name, lines)
+        assert any("(attempt 1)" in line for line in lines), (task_run.name, lines)
     messages = {r.name: r.state.message for r in built}
     assert re.fullmatch(r"\d+ rows", messages["marts.marketing_roi"] or ""), messages  # a table: PostgreSQL counts
     assert any(a["key"] == "headwater-run-summary" or a["type"] == "markdown" for a in production["reactive_artifacts"])

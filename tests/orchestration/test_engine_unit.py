@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -157,6 +158,48 @@ def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkey
         "a: started (attempt 2)",
         "a: completed after 1.00 s",
         "b: skipped",
+    ], lines
+
+
+def test_a_node_that_ends_within_a_second_is_one_event_carrying_its_start_end_and_run_time(monkeypatch) -> None:
+    """The Prefect server's cost is per event: a quick node is recorded by its final state alone, which still
+    carries when it started and ended; an attempt still running at close is recorded as Running."""
+    from orchestration.prefect import task_mirror
+
+    emitted: list[tuple[str, str | None, str, Any]] = []
+
+    def record(task_run, initial_state, validated_state, follows):
+        emitted.append(
+            (task_run.name, initial_state and initial_state.name, validated_state.name, task_run.model_copy())
+        )
+
+    monkeypatch.setattr(task_mirror, "emit_task_run_state_change_event", record)
+    lines: list[str] = []
+    monkeypatch.setattr(
+        task_mirror, "api_log", lambda flow_run_id, level, text, at=None, task_run_id=None: lines.append(text)
+    )
+    tasks = [MirroredTask("a", "main.a"), MirroredTask("b", "main.b", upstream=("a",)), MirroredTask("c", "main.c")]
+    t0 = datetime.now(UTC)
+    with task_mirror.TaskRunMirror(uuid4(), tasks) as mirror:
+        mirror.open("a", t0)
+        mirror.finish("a", Outcome.SUCCESS, "", t0 + timedelta(milliseconds=300))
+        mirror.open("b", t0 + timedelta(milliseconds=400))
+        mirror.finish("b", Outcome.FAILED, "boom", t0 + timedelta(milliseconds=500))
+        mirror.open("c", t0 + timedelta(milliseconds=600))  # never ends: interrupted before it could say
+    assert mirror.errors == []
+    assert [(name, initial, state) for name, initial, state, _ in emitted] == [
+        ("main.a", None, "Completed"),
+        ("main.b", None, "Failed"),
+        ("main.c", None, "Running"),
+    ]
+    a_run = emitted[0][3]
+    assert (a_run.start_time, a_run.end_time) == (t0, t0 + timedelta(milliseconds=300))
+    assert a_run.total_run_time == timedelta(milliseconds=300) and a_run.run_count == 1
+    assert [r.id for r in emitted[1][3].task_inputs["wait_for"]] == [mirror.ids["a"]], "edges kept"
+    assert [line.splitlines()[0] for line in lines] == [
+        "a: completed after 0.30 s (attempt 1)",
+        "b: failed after 0.10 s (attempt 1)",
+        "c: started (attempt 1)",
     ], lines
 
 
