@@ -86,7 +86,9 @@ def asset_events(
 ) -> list[dict[str, Any]]:
     """The run's asset events as ``emit_event`` keyword arguments, in time order: a materialization per asset built
     (succeeded) or failed in its last attempt, one reference per upstream asset read but not built here, one event
-    per check result. ``covered`` is what the run selected (a fresh asset it kept counts as covered)."""
+    per check result that did not pass, and per passing check of an asset with no materialization here (a passing
+    check of a materialized asset is in that event's ``checks``: the Prefect server's cost is per event). ``covered``
+    is what the run selected (a fresh asset it kept counts as covered)."""
     materializations, checks = records(graph, report)
     by_asset: dict[str, dict[str, str]] = {}
     for row in checks:
@@ -144,11 +146,14 @@ def asset_events(
             {"event": REFERENCED, "resource": _resource(target, graph, dep), "related": related_run, "occurred": at}
         )
     ended = datetime.now(UTC)
+    carried = {e["resource"]["headwater.asset"] for e in events if e["event"] in (SUCCEEDED, FAILED)}
     for check in report.checks:
         word = _CHECK_WORD.get(check.status)
         if word is None or check.check.asset_key is None:
             continue
         key = check.check.asset_key
+        if check.status == "pass" and str(key) in carried:
+            continue  # in its asset's materialization payload
         events.append(
             {
                 "event": CHECK + word,

@@ -91,6 +91,23 @@ def test_a_run_that_built_the_downstream_leaves_nothing_pending_and_references_w
     assert not any(e["resource"]["headwater.asset"] == "raw.x" and e["event"] == SUCCEEDED for e in events)
 
 
+def test_a_passing_check_rides_on_its_assets_materialization_and_is_its_own_event_only_without_one() -> None:
+    built = report(
+        result("raw.a", "success", 0, rows=7),
+        result("raw.x", "fresh", 0),
+        checks=[
+            CheckOutcome(CheckSpec(AssetKey.parse("raw.a"), "unique_id"), "pass"),
+            CheckOutcome(CheckSpec(AssetKey.parse("raw.a"), "rows_valid"), "warn", failures=1),
+            CheckOutcome(CheckSpec(AssetKey.parse("raw.x"), "not_null_id"), "pass"),
+        ],
+    )
+    events = asset_events(GRAPH, built, PG, AUTOMATIONS, set(GRAPH.specs), "f1")
+    checks = sorted((e["event"], e["payload"]["check"]) for e in events if e["event"].startswith("headwater.asset."))
+    assert checks == [("headwater.asset.check.passed", "not_null_id"), ("headwater.asset.check.warned", "rows_valid")]
+    (materialized,) = [e for e in events if e["event"] == SUCCEEDED]
+    assert materialized["payload"]["checks"] == {"unique_id": "pass", "rows_valid": "warn"}, "every result is there"
+
+
 def test_compiled_triggers_match_the_upstream_uris_and_the_pending_label() -> None:
     (compiled,) = [compile_automation(a, GRAPH, PG) for a in AUTOMATIONS]
     (trigger,) = compiled.triggers
