@@ -142,17 +142,20 @@ def server_cpu(pgid: int) -> float:
     return total
 
 
-def settled_cpu(pgid: int, quiet: float = 0.05) -> float:
-    """The server's CPU once it has gone quiet (under ``quiet`` CPU seconds in one wall second): its backlog of
-    events and logs is recorded."""
+def settled_cpu(pgid: int, quiet: float = 0.05) -> tuple[float, float, float]:
+    """The server's CPU once it has gone quiet (under ``quiet`` CPU seconds in one wall second: its backlog of
+    events and logs is recorded), the monotonic time then, and its idle rate (CPU seconds per second over the next
+    3 s: its periodic services), to subtract from a run's share."""
     last = server_cpu(pgid)
     for _ in range(120):
         time.sleep(1)
         now = server_cpu(pgid)
         if now - last < quiet:
-            return now
+            break
         last = now
-    return last
+    at = time.monotonic()
+    time.sleep(3)
+    return now, at, (server_cpu(pgid) - now) / 3
 
 
 def verify_task_runs(api: str, output: str, expected_edges: int) -> tuple[int, int]:
@@ -319,12 +322,13 @@ def bench_size(work: Path, api: str, server_pgid: int, models: int, args: argpar
     dbt_times, hw_times, cpu_per_run, read_back = [], [], [], []
     for pair in range(args.pairs):
         d, dp = timed(dbt_cmd, env, work, 3600)
-        before = settled_cpu(server_pgid)
+        before, since, idle = settled_cpu(server_pgid)
         h, hp = timed(hw_cmd, env, work, 3600)
         if dp.returncode or hp.returncode:
             raise SystemExit(f"pair {pair + 1} failed:\n{dp.stdout[-2000:]}\n{hp.stdout[-2000:]}")
         recorded = count_task_runs(api, hp.stdout, nodes)
-        cpu = settled_cpu(server_pgid) - before  # the server's whole cost of the run: events, logs, API calls
+        after, until, _ = settled_cpu(server_pgid)
+        cpu = after - before - idle * (until - since)  # the run's whole cost to the server: events, logs, API calls
         whole, with_edges = verify_task_runs(api, hp.stdout, nodes - first_layer)
         dbt_times.append(d)
         hw_times.append(h)

@@ -372,7 +372,7 @@ def docs(
 
 
 # the reading and production commands register on the same app, after the running ones (help lists them so)
-from orchestration.cli import cmd_deploy, cmd_inspect, cmd_lineage  # noqa: E402, F401
+from orchestration.cli import cmd_deploy, cmd_inspect, cmd_lineage, cmd_server  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,14 +17,19 @@ FAST_EXIT = [False]
 
 
 def _local_server(project: Project):
-    """Start Headwater's own local Prefect API when none is configured (see ``local_server``); None otherwise."""
+    """Start Headwater's own local Prefect API when none is configured (see ``local_server``); None otherwise: when
+    ``PREFECT_API_URL`` is set, or the server ``headwater server`` started answers (then it is the run's API)."""
     import atexit
     import os
 
     if os.environ.get("PREFECT_API_URL"):
         return None
     from orchestration import interrupts
-    from orchestration.prefect.local_server import LocalServer
+    from orchestration.prefect.local_server import LocalServer, running_server
+
+    if (found := running_server(project.data_dir)) is not None:
+        os.environ["PREFECT_API_URL"] = found["api_url"]  # before Prefect is imported: its settings read it then
+        return None
 
     server = LocalServer(project.data_dir / "prefect_server.log").start()
     os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect is imported: its settings read it then

@@ -33,6 +33,35 @@ def _options_for_every_command(
 
     if debug:
         os.environ["HEADWATER_DEBUG"] = "1"
+    if not os.environ.get("PREFECT_API_URL"):
+        _use_started_server()
+
+
+def _use_started_server() -> None:
+    """The Prefect server ``headwater server`` started for this project, when it answers, is every command's API
+    (set before Prefect is imported: its settings read the variable then)."""
+    import os
+
+    data_dir = server_data_dir()
+    if data_dir is None or not (data_dir / "prefect_server.json").exists():
+        return  # the usual case: no request made
+    from orchestration.prefect.local_server import running_server
+
+    if (found := running_server(data_dir)) is not None:
+        os.environ["PREFECT_API_URL"] = found["api_url"]
+
+
+def server_data_dir(project_dir: Path | None = None) -> Path | None:
+    """The data folder whose ``headwater server`` commands use: ``HEADWATER_DATA_DIR``, else the project's (None
+    when there is no project here)."""
+    import os
+
+    if not project_dir and os.environ.get("HEADWATER_DATA_DIR"):
+        return Path(os.environ["HEADWATER_DATA_DIR"]).resolve()
+    try:
+        return Project.discover(project_dir).data_dir
+    except FileNotFoundError:
+        return None
 
 
 ProjectDir = Annotated[
