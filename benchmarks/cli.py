@@ -2,8 +2,8 @@
 
     uv run python benchmarks/cli.py [--runs 5] [--data-dir data]
 
-Over the demo project in ``--data-dir`` (materialized first when it holds no warehouse yet; a deployed state is saved
-for ``plan`` when there is none). Each command runs once untimed (dbt's partial parse, Headwater's graph cache and
+Over the demo project in ``--data-dir`` (default ``data/bench_cli``, its own folder: materialized first when it holds
+no warehouse yet; the deployed state is saved there first, so ``plan`` times the case where nothing changed). Each command runs once untimed (dbt's partial parse, Headwater's graph cache and
 compile cache are warm, as on a developer's machine between edits), then ``--runs`` times; the median is printed with
 its ratio to ``dbt ls`` and to ``dbt --version`` measured in the same run. The last line is exactly
 ``assets <s> status <s> checks <s> lineage <s> plan <s> dbt_ls <s> dbt_version <s> worst_ratio_to_dbt_ls <r>``.
@@ -48,7 +48,7 @@ def _median(command: list[str], env: dict[str, str], runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--data-dir", type=Path, default=REPO / "data")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "bench_cli")
     args = parser.parse_args()
     data = args.data_dir.resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
@@ -57,8 +57,7 @@ def main() -> None:
     if not (data / "headwater.duckdb").exists():
         print(f"materializing the demo into {data} first (not timed)", flush=True)
         subprocess.run([*HEADWATER, "materialize"], cwd=REPO, env=env, check=True, capture_output=True)
-    if not (data / "state" / "dev" / "manifest.json").exists():
-        subprocess.run([*HEADWATER, "plan", "--save"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run([*HEADWATER, "plan", "--save"], cwd=REPO, env=env, check=True, capture_output=True)
 
     dbt = str(BIN / "dbt")
     # dbt renders the demo's profile with the variables Headwater sets for it (the DuckDB file of this data folder)

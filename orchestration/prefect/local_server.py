@@ -154,9 +154,10 @@ def start_server(data_dir: Path, port: int | None = None, timeout: float = 120.0
             stderr=subprocess.STDOUT,
             start_new_session=True,  # no terminal signal reaches it; it is stopped by `headwater server --stop`
         )
-    info = {"pid": process.pid, "port": port, "api_url": f"http://127.0.0.1:{port}/api", "log": str(log_path)}
+    api_url = f"http://127.0.0.1:{port}/api"
+    info: dict[str, Any] = {"pid": process.pid, "port": port, "api_url": api_url, "log": str(log_path)}
     deadline = time.monotonic() + timeout
-    while not _answers(info["api_url"], timeout=2):
+    while not _answers(api_url, timeout=2):
         if process.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)

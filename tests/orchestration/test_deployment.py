@@ -396,8 +396,7 @@ def test_asset_events_name_the_warehouse_relation_and_their_upstream(production)
     checks = [e for e in events if e["event"].startswith("headwater.asset.check.")]
     staging_checks = staging["payload"]["checks"]  # a materialized asset's passing checks ride on its event
     assert staging_checks and all(
-        status == "pass"
-        or any(e["resource"]["headwater.asset"] == "staging.stg_marketing__ad_spend" for e in checks)
+        status == "pass" or any(e["resource"]["headwater.asset"] == "staging.stg_marketing__ad_spend" for e in checks)
         for status in staging_checks.values()
     ), (staging_checks, checks[:3])
 
