@@ -6,7 +6,8 @@ keeps ``dbt compile`` under the same key plus the warehouse's relations.)
 Valid the way dbt decides a partial parse is valid, and a little stricter (when in doubt, parse):
 
 - the *inputs key*, a SHA-256 over the content of every file of the dbt project (``dbt_packages`` included;
-  ``target/``, ``logs/`` and hidden folders left out), ``profiles.yml``, ``headwater.yml``, ``pyproject.toml``, the
+  ``target/``, ``logs/`` and hidden folders left out; a file over 1 MiB, a large seed, by size and modification
+  time), ``profiles.yml``, ``headwater.yml``, ``pyproject.toml``, the
   GX suites and the stored dlt schemas of the target; the value of every variable named by an ``env_var()`` in
   those files and of every ``DBT_*`` and ``HEADWATER_*`` variable (but for a few that cannot change a graph: folders,
   alerts, lock and log settings); the run's ``--vars``; the target; the versions
@@ -52,6 +53,8 @@ _NOT_INPUTS = {  # Headwater's variables that cannot change a graph (folders cou
     "HEADWATER_DBT_LOG_LEVEL_FILE",
     "HEADWATER_REQUIRE_SERVICES",
 }
+_HASHED_UP_TO = 1 << 20
+"""Files up to this size count by content; larger ones (seeds) by size and modification time."""
 _ENV_VAR = re.compile(rb"""env_var\(\s*['"]([^'"]+)['"]""")
 
 
@@ -67,6 +70,10 @@ def inputs_key(project: Project, target: Target, cli_vars: Mapping[str, Any] | N
     env_names: set[str] = set()
     for path in _input_files(project, target):
         try:
+            stat = path.stat()
+            if stat.st_size > _HASHED_UP_TO:  # a large seed: its size and time, as dbt keeps for large seeds
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+                continue
             content = path.read_bytes()
         except OSError:
             content = b"<unreadable>"

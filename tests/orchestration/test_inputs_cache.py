@@ -76,7 +76,10 @@ def test_the_key_changes_with_every_input_and_with_nothing_else(tmp_path: Path, 
         "a DBT_ variable": lambda: monkeypatch.setenv("DBT_SOMETHING", "1"),
         "a HEADWATER_ variable": lambda: monkeypatch.setenv("HEADWATER_PYTHON_ASSETS", "mine"),
         "headwater.yml": lambda: (tmp_path / "headwater.yml").write_text("python_assets: []\n"),
+        "a large seed": lambda: (tmp_path / "dbt/seeds/big.csv").write_bytes(b"id\n" + b"1\n" * 600_000),
+        "an edit of the large seed": lambda: (tmp_path / "dbt/seeds/big.csv").write_bytes(b"id\n" + b"2\n" * 600_000),
     }
+    (tmp_path / "dbt" / "seeds").mkdir()
     seen = {key}
     for what, change in changes.items():
         change()
