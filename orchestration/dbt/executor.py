@@ -211,9 +211,8 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
 
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """One dbt invocation at a time per dbt target folder, across processes (the parse; the analysis compile): two
-    runs of one worker may overlap (runs on disjoint PostgreSQL assets do), and a parse reading manifest.json while
-    another writes it reads half a file."""
+    """One dbt invocation at a time per dbt target folder, across processes (the parse; the analysis compile): runs of
+    one worker may overlap, and a parse reading manifest.json while another writes it reads half a file."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -77,12 +77,9 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"the local Prefect server exited at start; its log: {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
+            if _answers(self.api_url, timeout=2):
+                return
+            time.sleep(0.2)
         raise RuntimeError(f"the local Prefect server did not answer within {timeout:.0f} s; its log: {self.log_path}")
 
     def kill(self) -> None:

@@ -5,13 +5,12 @@ the warehouse, and a model whose SQL queries the warehouse are each seen at once
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.orchestration.test_inputs_cache import _cli
+from tests.orchestration.test_inputs_cache import _cli, project_env
 from tests.orchestration.test_state_foreign import write_files
 
 FILES = {
@@ -50,14 +49,7 @@ def project(tmp_path: Path) -> dict:
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("create schema ext; create table ext.events as select 1 as id, 10 as amount")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_", "DBT_"))}
-    env.update(
-        HEADWATER_DATA_DIR=str(tmp_path / "data"),
-        HEADWATER_PROJECT_DIR=str(root),
-        COMPILED_DB=str(warehouse),
-        COLUMNS="200",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-    )
+    env = project_env(tmp_path, root, COMPILED_DB=str(warehouse))
     args = ["--dbt-project", str(root), "--profiles-dir", str(root)]
     return {"root": root, "warehouse": warehouse, "env": env, "args": args}
 

@@ -116,22 +116,31 @@ def test_a_gx_error_suite_cuts_the_build_into_stages_and_a_test_runs_with_its_as
     assert len(plan_run(build_asset_graph(manifest=MANIFEST)).stages()) == 1, "no gate: one stage"
 
 
-def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkeypatch) -> None:
+def _recorded(monkeypatch) -> tuple[list[tuple[str, str | None, str, Any]], list[str]]:
+    """The mirror's emitted states (task run name, previous state, state, the task run as sent) and its task runs'
+    log lines, kept here: through Prefect's log worker, with no API URL set, they started Prefect's ephemeral server,
+    which outlived the test run."""
     from orchestration.prefect import task_mirror
 
-    emitted: list[tuple[str, str | None, str, list]] = []
+    emitted: list[tuple[str, str | None, str, Any]] = []
+    lines: list[str] = []
 
     def record(task_run, initial_state, validated_state, follows):
-        edges = [r.id for r in task_run.task_inputs.get("wait_for", [])]
-        emitted.append((task_run.name, initial_state and initial_state.name, validated_state.name, edges))
-        return None
+        emitted.append(
+            (task_run.name, initial_state and initial_state.name, validated_state.name, task_run.model_copy())
+        )
 
     monkeypatch.setattr(task_mirror, "emit_task_run_state_change_event", record)
-    lines: list[str] = []  # the task runs' log lines, kept here: through Prefect's log worker, with no API URL set,
-    # they started Prefect's ephemeral server, which outlived the test run
     monkeypatch.setattr(
         task_mirror, "api_log", lambda flow_run_id, level, text, at=None, task_run_id=None: lines.append(text)
     )
+    return emitted, lines
+
+
+def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkeypatch) -> None:
+    from orchestration.prefect import task_mirror
+
+    emitted, lines = _recorded(monkeypatch)
     tasks: Iterable[MirroredTask] = [MirroredTask("a", "main.a"), MirroredTask("b", "main.b", upstream=("a",))]
     t0 = datetime.now(UTC)
     with task_mirror.TaskRunMirror(uuid4(), tasks) as mirror:
@@ -148,7 +157,9 @@ def test_the_mirror_records_each_attempt_as_prefect_states_with_the_edges(monkey
         ("AwaitingRetry", "Retrying"),
         ("Retrying", "Completed"),
     ]
-    b_events = [(state, edges) for name, _, state, edges in emitted if name == "main.b"]
+    b_events = [
+        (state, [r.id for r in run.task_inputs["wait_for"]]) for name, _, state, run in emitted if name == "main.b"
+    ]
     assert [state for state, _ in b_events] == ["Skipped"], "a node that never started: one event, its final state"
     assert b_events[-1][1] == [mirror.ids["a"]], "b's task run waits for a's"
     assert mirror.summary() == {"a": 2, "b": 0}, "attempts per node: a ran twice, b never"
@@ -166,18 +177,7 @@ def test_a_node_that_ends_within_a_second_is_one_event_carrying_its_start_end_an
     carries when it started and ended; an attempt still running at close is recorded as Running."""
     from orchestration.prefect import task_mirror
 
-    emitted: list[tuple[str, str | None, str, Any]] = []
-
-    def record(task_run, initial_state, validated_state, follows):
-        emitted.append(
-            (task_run.name, initial_state and initial_state.name, validated_state.name, task_run.model_copy())
-        )
-
-    monkeypatch.setattr(task_mirror, "emit_task_run_state_change_event", record)
-    lines: list[str] = []
-    monkeypatch.setattr(
-        task_mirror, "api_log", lambda flow_run_id, level, text, at=None, task_run_id=None: lines.append(text)
-    )
+    emitted, lines = _recorded(monkeypatch)
     tasks = [MirroredTask("a", "main.a"), MirroredTask("b", "main.b", upstream=("a",)), MirroredTask("c", "main.c")]
     t0 = datetime.now(UTC)
     with task_mirror.TaskRunMirror(uuid4(), tasks) as mirror:

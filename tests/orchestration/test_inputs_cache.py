@@ -140,17 +140,24 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[str, set[str]]:
     return done.stdout, imported
 
 
-def test_the_reading_commands_answer_from_the_cache_and_see_an_edit_at_once(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    write_files(project, FILES)
+def project_env(tmp_path: Path, project: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `headwater` process over the dbt project at ``project``, with its data under ``tmp_path``
+    and nothing of the developer's Headwater, Prefect or dbt settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_", "DBT_"))}
     env.update(
         HEADWATER_DATA_DIR=str(tmp_path / "data"),
         HEADWATER_PROJECT_DIR=str(project),
-        CACHED_DB=str(tmp_path / "warehouse.duckdb"),
         COLUMNS="200",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        **extra,
     )
+    return env
+
+
+def test_the_reading_commands_answer_from_the_cache_and_see_an_edit_at_once(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_files(project, FILES)
+    env = project_env(tmp_path, project, CACHED_DB=str(tmp_path / "warehouse.duckdb"))
     args = ["--dbt-project", str(project), "--profiles-dir", str(project)]
 
     first, imported = _cli(["assets", *args], env)

@@ -4,26 +4,12 @@ it (no server of their own, every task run recorded there), reported by `--statu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import REPO, free_port
-from tests.orchestration.test_inputs_cache import FILES
+from tests.conftest import free_port, run_cli
+from tests.orchestration.test_inputs_cache import FILES, project_env
 from tests.orchestration.test_state_foreign import write_files
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _answers(api_url: str) -> bool:
@@ -37,26 +23,23 @@ def _answers(api_url: str) -> bool:
 def test_a_started_server_serves_every_later_run_until_stopped(tmp_path: Path) -> None:
     project = tmp_path / "project"
     write_files(project, FILES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_", "DBT_"))}
-    env.update(
-        HEADWATER_DATA_DIR=str(tmp_path / "data"),
-        HEADWATER_PROJECT_DIR=str(project),
+    env = project_env(
+        tmp_path,
+        project,
         PREFECT_HOME=str(tmp_path / "prefect_home"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         CACHED_DB=str(tmp_path / "warehouse.duckdb"),
-        COLUMNS="200",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
     port = free_port()
-    started = _cli(["server", "--port", str(port)], env)
+    started = run_cli(["server", "--port", str(port)], env, check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         info = json.loads((tmp_path / "data" / "prefect_server.json").read_text())
         assert info["api_url"] == f"http://127.0.0.1:{port}/api" and _answers(info["api_url"])
-        again = _cli(["server"], env)
+        again = run_cli(["server"], env, check=False)
         assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
 
-        run = _cli(["materialize", "--dbt-project", str(project), "--profiles-dir", str(project)], env)
+        run = run_cli(["materialize", "--dbt-project", str(project), "--profiles-dir", str(project)], env, check=False)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         out = " ".join(run.stdout.split())
         assert f"in Prefect's UI: http://127.0.0.1:{port}/runs/flow-run/" in out, out[-2000:]
@@ -70,12 +53,12 @@ def test_a_started_server_serves_every_later_run_until_stopped(tmp_path: Path) -
             counted = client.request("POST", "/task_runs/count", json={}).json()
         assert counted == 2, "both models' task runs recorded on the started server"
 
-        status = _cli(["server", "--status"], env)
+        status = run_cli(["server", "--status"], env, check=False)
         assert status.returncode == 0 and info["api_url"] in status.stdout, status.stdout
     finally:
-        stopped = _cli(["server", "--stop"], env)
+        stopped = run_cli(["server", "--stop"], env, check=False)
     assert stopped.returncode == 0 and f"port {port}" in stopped.stdout, stopped.stdout + stopped.stderr
     assert not _answers(f"http://127.0.0.1:{port}/api")
     assert not (tmp_path / "data" / "prefect_server.json").exists()
-    gone = _cli(["server", "--status"], env)
+    gone = run_cli(["server", "--status"], env, check=False)
     assert gone.returncode == 1 and "no Prefect server" in gone.stdout, gone.stdout
