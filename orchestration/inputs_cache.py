@@ -32,11 +32,14 @@ import sysconfig
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assets import AssetGraph
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
+
+if TYPE_CHECKING:
+    from orchestration.dbt.executor import DbtOptions
 
 FORMAT = 1
 _SKIPPED_DIRS = {"target", "logs", "__pycache__", "node_modules"}
@@ -178,3 +181,27 @@ def code_unchanged(code: Mapping[str, tuple[int, int]]) -> bool:
         if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
             return False
     return True
+
+
+_AHEAD: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+
+
+def parse_ahead(project: Project, target: Target, options: DbtOptions) -> None:
+    """``dbt parse`` now, for the run's own parse later in this process: the CLI parses while the local Prefect server
+    it started boots on the other core. The later parse gets this manifest only if the inputs key is still the one
+    taken before this parse (:func:`parsed_ahead`); otherwise dbt parses again."""
+    from orchestration.dbt import executor
+
+    key = inputs_key(project, target, options.vars)
+    manifest = executor.parse(project, target, options)
+    _AHEAD[executor.parse_key(project, target, options)] = (key, manifest)
+
+
+def parsed_ahead(project: Project, target: Target, options: DbtOptions) -> dict[str, Any] | None:
+    """The manifest :func:`parse_ahead` made with these arguments, once, if none of its inputs changed since."""
+    from orchestration.dbt.executor import parse_key
+
+    found = _AHEAD.pop(parse_key(project, target, options), None)
+    if found is None or found[0] != inputs_key(project, target, options.vars):
+        return None
+    return found[1]

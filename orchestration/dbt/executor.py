@@ -20,12 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration import interrupts
-from orchestration.dbt.errors import (
-    DbtInvocationError,
-    WarehouseConnectionError,
-    connection_failure,
-    lost_connection,
-)
+from orchestration.dbt.errors import DbtInvocationError, WarehouseConnectionError, connection_failure, lost_connection
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 
@@ -200,12 +195,16 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
     Raises:
         DbtInvocationError: the project does not parse; the message carries dbt's error.
     """
+    from orchestration.inputs_cache import parsed_ahead
+
+    if (ahead := parsed_ahead(project, target, options)) is not None:
+        return ahead  # the CLI parsed while its local Prefect server started, and no input changed since
     with folder_lock(project.dbt_target_path):
         result = invoke(project, target, ["parse"], options=options)
         interrupts.check()
         if not result.success:
             raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
-        _PARSED[_cache_key(project, target, options)] = result.result
+        _PARSED[parse_key(project, target, options)] = result.result
         return json.loads((project.dbt_target_path / "manifest.json").read_text())
 
 
@@ -226,7 +225,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 def parsed_manifest(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) -> Any:
     """The Manifest object of the last :func:`parse` with these options (parsing now if there was none)."""
-    key = _cache_key(project, target, options)
+    key = parse_key(project, target, options)
     if key not in _PARSED:
         parse(project, target, options)
     return _PARSED[key]
@@ -263,7 +262,7 @@ def _first_error(result: Any) -> str:
     return "see data/dbt_logs/dbt.log"
 
 
-def _cache_key(project: Project, target: Target, options: DbtOptions) -> tuple[str, ...]:
+def parse_key(project: Project, target: Target, options: DbtOptions) -> tuple[str, ...]:
     return (str(project.dbt_project_dir), str(project.profiles_dir), target.name, options.vars_text)
 
 
@@ -375,7 +374,7 @@ def build(
                 target,
                 command,
                 callbacks=callbacks,
-                manifest=_PARSED.get(_cache_key(project, target, options)),
+                manifest=_PARSED.get(parse_key(project, target, options)),
             )
             # another process reads the DuckDB file (a `duckdb` shell, a notebook): dbt could not even open it;
             # wait for it briefly instead of failing the run (nothing ran: dbt stops before its first node)

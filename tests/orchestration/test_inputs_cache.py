@@ -122,6 +122,33 @@ def test_an_entry_is_used_only_under_its_key_and_with_its_code_unchanged(tmp_pat
         assert inputs_cache.load(project, target, "k") is None, f"a broken cache file {broken!r} is a miss"
 
 
+def test_a_parse_ahead_serves_the_next_parse_once_and_only_while_its_inputs_are_unchanged(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The CLI parses while its local Prefect server starts; the flow's parse then takes that manifest, unless a file
+    changed in between (never a stale manifest), and only once."""
+    from orchestration.dbt import executor
+
+    monkeypatch.setenv("CACHED_DB", str(tmp_path / "w.duckdb"))
+    project, target = _project(tmp_path)
+    invoked: list[list[str]] = []
+    real = executor.invoke
+    monkeypatch.setattr(
+        executor, "invoke", lambda p, t, command, **kw: invoked.append(command) or real(p, t, command, **kw)
+    )
+
+    inputs_cache.parse_ahead(project, target, executor.NO_OPTIONS)
+    assert executor.parse(project, target, executor.NO_OPTIONS)["nodes"].keys() >= {"model.cached.second"}
+    assert invoked == [["parse"]], "the run's parse took the manifest parsed ahead"
+    executor.parse(project, target, executor.NO_OPTIONS)
+    assert invoked == [["parse"], ["parse"]], "used once"
+
+    inputs_cache.parse_ahead(project, target, executor.NO_OPTIONS)
+    (tmp_path / "dbt" / "models" / "third.sql").write_text("select 2 as id")
+    assert "model.cached.third" in executor.parse(project, target, executor.NO_OPTIONS)["nodes"]
+    assert len(invoked) == 4, "the edit made the run parse again"
+
+
 def _cli(args: list[str], env: dict[str, str]) -> tuple[str, set[str]]:
     """``headwater ARGS`` in a process of its own; its output and the top-level packages it imported."""
     done = subprocess.run(
