@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 
 class QueueWorker(Generic[T]):
-    """Runs ``handle(item)`` for each item put, in order, on one daemon thread named ``name``.
+    """Runs ``handle(item)`` for each item put, in order, on one daemon thread named ``name``; or, with ``batch``,
+    ``handle(items)`` with every item waiting at that moment (one transaction for many records).
 
     ``handle`` records its own failures (the worker never stops on one); what :meth:`close` could not get written
     in time is added to ``errors``.
@@ -26,16 +27,18 @@ class QueueWorker(Generic[T]):
     def __init__(
         self,
         name: str,
-        handle: Callable[[T], None],
+        handle: Callable[[T], None] | Callable[[list[T]], None],
         context: contextvars.Context | None = None,
         *,
+        batch: bool = False,
         idle: Callable[[], None] | None = None,
         idle_every: float = 0.5,
     ) -> None:
         """``idle`` (optional) runs on the thread whenever nothing was put for ``idle_every`` seconds."""
         self.name = name
         self.errors: list[str] = []
-        self._handle = handle
+        self._handle: Callable[[Any], None] = handle
+        self._batch = batch
         self._idle = idle
         self._idle_every = idle_every
         self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
@@ -75,8 +78,23 @@ class QueueWorker(Generic[T]):
                 continue
             if item is None:
                 return
+            items, last = [item], False
+            while self._batch and not last:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                else:
+                    items.append(more)
             try:
-                self._handle(item)
+                if self._batch:
+                    self._handle(items)
+                else:
+                    self._handle(item)
             finally:
                 with self._lock:
-                    self._pending -= 1
+                    self._pending -= len(items)
+            if last:
+                return

@@ -22,7 +22,7 @@ class Checkpoints:
     def __init__(self, run_log: RunLog, run_id: str, target: str, graph: Any) -> None:
         self.run_log, self.run_id, self.target, self.graph = run_log, run_id, target, graph
         self.errors: list[str] = []
-        self._worker: QueueWorker[Materialization] = QueueWorker("headwater-checkpoints", self._write)
+        self._worker: QueueWorker[Materialization] = QueueWorker("headwater-checkpoints", self._write, batch=True)
 
     def success(self, key: AssetKey, started: datetime | None, ended: datetime | None, rows: int | None = None) -> None:
         """Queue ``key``'s success (any thread); unknown keys are ignored."""
@@ -57,9 +57,13 @@ class Checkpoints:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, record: Materialization) -> None:
+    def _write(self, records: list[Materialization]) -> None:
+        """Every checkpoint waiting, in one transaction (a commit per node cost SQLite an fsync each)."""
         try:
-            self.run_log.checkpoint(record)
+            self.run_log.checkpoint(*records)
         except sa.exc.SQLAlchemyError as exc:  # the run goes on; finish_run records everything at the end
             first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-            self.errors.append(f"run-log checkpoint of {record.asset_key}: {type(exc).__name__}: {first}")
+            keys = ", ".join(r.asset_key for r in records[:3]) + (
+                f" and {len(records) - 3} more" if len(records) > 3 else ""
+            )
+            self.errors.append(f"run-log checkpoint of {keys}: {type(exc).__name__}: {first}")

@@ -226,17 +226,18 @@ class RunLog:
                 conn.execute(CHECKS.insert(), check_rows)
             conn.execute(RUNS.update().where(RUNS.c.run_id == run_id).values(status=status, ended_at=at))
 
-    def checkpoint(self, materialization: Materialization) -> None:
-        """Record one asset as soon as it succeeded, so a run killed later still shows what it finished
-        (``headwater retry`` then skips it); ``finish_run`` replaces checkpoints with the full record."""
-        row = asdict(materialization)
+    def checkpoint(self, *materializations: Materialization) -> None:
+        """Record assets as soon as they succeeded (one transaction), so a run killed later still shows what it
+        finished (``headwater retry`` then skips them); ``finish_run`` replaces checkpoints with the full record."""
+        rows = {(m.run_id, m.asset_key): asdict(m) for m in materializations}  # the newest of one asset wins
         with self.engine.begin() as conn:  # an asset built again in a retry round replaces its checkpoint
-            conn.execute(
-                MATERIALIZATIONS.delete().where(
-                    (MATERIALIZATIONS.c.run_id == row["run_id"]) & (MATERIALIZATIONS.c.asset_key == row["asset_key"])
+            for run_id, asset_key in rows:
+                conn.execute(
+                    MATERIALIZATIONS.delete().where(
+                        (MATERIALIZATIONS.c.run_id == run_id) & (MATERIALIZATIONS.c.asset_key == asset_key)
+                    )
                 )
-            )
-            conn.execute(MATERIALIZATIONS.insert(), [row])
+            conn.execute(MATERIALIZATIONS.insert(), list(rows.values()))
 
     def last_run(self, target: str | None = None) -> dict | None:
         """The newest run (on ``target``), its ``vars`` and ``flags`` decoded (empty for runs logged before)."""

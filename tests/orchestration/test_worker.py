@@ -38,3 +38,22 @@ def test_a_hung_writer_is_given_up_on_after_the_timeout_and_the_unwritten_record
     worker.close(timeout=0.3)
     release.set()
     assert worker.errors == ["test-writer: 3 record(s) not written within 0.3 s (the writer hung)"]
+
+
+def test_a_batch_worker_gets_every_waiting_record_at_once_and_all_of_them_before_it_closes() -> None:
+    """The run-log checkpoints write what waits in one transaction; nothing put before close() is dropped."""
+    batches: list[list[int]] = []
+    gate = threading.Event()
+
+    def handle(items: list[int]) -> None:
+        gate.wait(30)  # the first batch blocks while more records queue up behind it
+        batches.append(items)
+
+    worker: QueueWorker[int] = QueueWorker("test-batches", handle, batch=True)
+    worker.put(0)
+    for i in range(1, 6):
+        worker.put(i)
+    gate.set()
+    worker.close()
+    assert [i for b in batches for i in b] == list(range(6)) and worker.errors == []
+    assert len(batches) < 6, "records that waited were handled together"
