@@ -24,6 +24,10 @@ from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 
 ENTRY = "headwater_compile.json"
+COMPILE = ["compile", "--full-refresh"]
+"""Every model compiled as a full build (``is_incremental()`` false): what a model is, not what its next run on this
+warehouse would do. A deployed state saved before an incremental model's first run then compares equal to the
+working project after it (before, ``plan`` saw its incremental filter appear and called that a breaking change)."""
 
 
 def compiled_manifest(
@@ -53,7 +57,7 @@ def compiled_manifest(
             if event.info.name == "SQLQuery" and event.data.node_info.unique_id:
                 introspective.append(event.data.node_info.unique_id)
 
-        manifest = executor.artifacts(project, target, ["compile"], target_path, options, callbacks=[watch])
+        manifest = executor.artifacts(project, target, COMPILE, target_path, options, callbacks=[watch])
         if key and not introspective and compile_key(project, target, options) == key:
             digest = hashlib.sha256((target_path / "manifest.json").read_bytes()).hexdigest()
             (target_path / ENTRY).write_text(json.dumps({"key": key, "manifest_sha256": digest}))
@@ -91,7 +95,7 @@ def compile_key(project: Project, target: Target, options: executor.DbtOptions) 
     relations = warehouse_digest(target)
     if relations is None:
         return None
-    return hashlib.sha256(f"{inputs_key(project, target, options.vars)} {relations}".encode()).hexdigest()
+    return hashlib.sha256(f"{inputs_key(project, target, options.vars)} {relations} {COMPILE}".encode()).hexdigest()
 
 
 def warehouse_digest(target: Target) -> str | None:

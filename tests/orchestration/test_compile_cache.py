@@ -90,3 +90,26 @@ def test_a_model_that_queries_the_warehouse_while_compiling_is_compiled_every_ti
         assert "dbt" in imported, "its SQL depends on data: compiled every time"
     kept = list(Path(project["env"]["HEADWATER_DATA_DIR"]).rglob("headwater_compile.json"))
     assert not kept, "a compile that queried the warehouse is never kept"
+
+
+def test_an_incremental_model_is_unchanged_by_its_first_run(project: dict) -> None:
+    """The deployed state saved before the model's table existed, the working project after: `is_incremental()`
+    would render its filter only now, yet nothing about the model changed (plan compiles every model as a full
+    build; it used to call this a breaking change)."""
+    (project["root"] / "models" / "growing.sql").write_text(
+        "{{ config(materialized='incremental', unique_key='id') }}\n"
+        "select id, amount from {{ ref('events') }}\n"
+        "{% if is_incremental() %} where id > (select max(id) from {{ this }}) {% endif %}\n"
+    )
+    _cli(["plan", "--save", *project["args"]], project["env"])
+    with duckdb.connect(str(project["warehouse"])) as conn:  # what its first run leaves
+        conn.execute("create table main.growing as select 1 as id, 10 as amount")
+    unchanged, _ = _cli(["plan", *project["args"]], project["env"])
+    assert "no model changed" in unchanged, unchanged
+    (project["root"] / "models" / "growing.sql").write_text(
+        "{{ config(materialized='incremental', unique_key='id') }}\n"
+        "select id, amount from {{ ref('events') }} where amount > 0\n"
+        "{% if is_incremental() %} and id > (select max(id) from {{ this }}) {% endif %}\n"
+    )
+    changed, _ = _cli(["plan", *project["args"]], project["env"])
+    assert "main.growing" in changed and "breaking" in changed, changed
