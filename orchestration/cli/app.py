@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from orchestration.cli import retrying
-from orchestration.cli.cmd_run import FAST_EXIT, _run_flow
+from orchestration.cli.cmd_run import FAST_EXIT, _run_flow, ensure_demo
 from orchestration.cli.common import (
     DbtProject,
     ExcludeOpt,
@@ -29,19 +29,8 @@ from orchestration.cli.common import (
     app,
     console,
 )
-from orchestration.project import Project
 
 __all__ = ["app", "main"]
-
-
-def ensure_demo(project: Project) -> bool:
-    """Generate the demo inputs if absent; True when it did."""
-    if project.source_paths.shop_db.exists():
-        return False
-    with console.status("generating the demo shop"):
-        day = project.ensure_demo()
-    console.print(f"demo shop created at {project.source_paths.shop_db} (day {day})")
-    return True
 
 
 @app.command()
@@ -237,8 +226,6 @@ def materialize(
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
     options = _options(vars, full_refresh=full_refresh, threads=threads)
-    if project.is_headwater_dbt_project:
-        ensure_demo(project)
     _run_flow(
         project,
         resolved,

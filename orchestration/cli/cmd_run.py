@@ -38,12 +38,24 @@ def _local_server(project: Project):
     return server
 
 
+def ensure_demo(project: Project) -> bool:
+    """Generate the demo inputs if absent; True when it did."""
+    if project.source_paths.shop_db.exists():
+        return False
+    with console.status("generating the demo shop"):
+        day = project.ensure_demo()
+    console.print(f"demo shop created at {project.source_paths.shop_db} (day {day})")
+    return True
+
+
 def _run_flow(project: Project, resolved, **parameters) -> None:
     """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
     (128 + the signal's number when a signal interrupted it)."""
     from orchestration import interrupts
 
-    server = _local_server(project)
+    server = _local_server(project)  # first: it boots on the other core while this process prepares
+    if project.is_headwater_dbt_project:
+        ensure_demo(project)
     interrupts.on_exit(_release)  # a second signal ends the process at once: still without leaked semaphores
     with _prefect_settings(server):
         _run_and_report(project, resolved, server, parameters)
