@@ -177,13 +177,8 @@ def _parse_ahead(project: Project, resolved, parameters: dict, reporter) -> None
     from orchestration.inputs_cache import parse_ahead
 
     reporter.phase("parse dbt project")
-    options = DbtOptions(
-        vars=parameters.get("vars") or {},
-        full_refresh=parameters.get("full_refresh", False),
-        threads=parameters.get("threads"),
-    )
-    try:
-        parse_ahead(project, resolved, options)
+    try:  # a parse depends on the run's --vars alone (its key and its dbt arguments)
+        parse_ahead(project, resolved, DbtOptions(vars=parameters.get("vars") or {}))
     except Exception:  # the flow parses again, fails the same way and reports it
         pass
     import orchestration.prefect.flow  # noqa: F401  (Prefect's import, ~1.5 s, also while the server starts)
