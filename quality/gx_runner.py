@@ -26,7 +26,7 @@ from typing import Any
 
 from assets import Severity
 from assets.checks import CheckOutcome
-from quality._compat import GX_VERSION, GxVersionError, close_persisted_connection, enable_duckdb
+from quality._compat import GX_VERSION, GxVersionError, close_persisted_connection, enable_duckdb, import_gx
 from quality.suites import Suite
 
 __all__ = ["GX_VERSION", "GxVersionError", "SuiteRunner", "Warehouse", "enable_duckdb"]
@@ -58,7 +58,7 @@ class SuiteRunner:
 
     def __init__(self, root_dir: Path, warehouse: Warehouse) -> None:
         _quiet_gx()
-        import great_expectations as gx
+        gx = import_gx()
 
         if warehouse.dialect == "duckdb":
             enable_duckdb()

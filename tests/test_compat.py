@@ -44,6 +44,48 @@ def test_gx_is_pinned_and_its_persisted_connection_names_exist() -> None:
     assert "self._connection" in inspect.getsource(engine.SqlAlchemyExecutionEngine)
 
 
+def test_gx_still_walks_the_stack_to_convert_a_decimal_and_headwater_converts_it_without() -> None:
+    import decimal
+
+    from quality import _compat
+
+    _compat.import_gx()
+    from great_expectations import util
+
+    assert util.convert_decimal_to_float is _compat._convert_decimal_to_float
+    original = inspect.getsource(util.requires_lossy_conversion)
+    assert "def requires_lossy_conversion(d: decimal.Decimal) -> bool" in original
+    assert util.convert_to_json_serializable(decimal.Decimal("1.25")) == 1.25
+    assert util.convert_to_json_serializable(decimal.Decimal("0.1000000000000000055511151231257827")) == 0.1
+    module_source = inspect.getsource(util)  # what the replacement stands in for: the walk, to spot the profiler
+    assert "def convert_decimal_to_float(d: SupportsFloat) -> float:" in module_source
+    assert '== "parameter_builder.py"' in module_source and "stack()," in module_source
+
+
+GX_DEFERRED = """
+import sys
+from quality._compat import DEFERRED, import_gx
+
+import_gx()
+print(sorted(name for name in DEFERRED if type(sys.modules[name]).__name__ != "_Deferred"))
+from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+
+print(round(kl.stats.entropy([0.5, 0.5], [0.9, 0.1]), 4), type(sys.modules["scipy.stats"]).__name__)
+import scipy.stats.mstats
+"""
+
+
+def test_gx_still_imports_without_touching_the_modules_it_defers() -> None:
+    """In a fresh interpreter: GX's import leaves ``DEFERRED`` as stand-ins (a GX that reads one at import loads it
+    there, and this fails), and the KL-divergence expectation's ``stats`` works once used."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", GX_DEFERRED], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["[]", "0.5108 module"], proc.stdout
+
+
 def test_sqlmesh_still_categorises_an_added_column_as_non_breaking_and_a_new_filter_as_breaking() -> None:
     from orchestration.analysis._compat import only_projections_added
 
