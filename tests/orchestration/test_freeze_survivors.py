@@ -1,0 +1,49 @@
+"""The CLI's run process freezes what survives a full garbage collection (``cmd_run.freeze_survivors``): later full
+collections skip those objects, and cyclic garbage made after a freeze is still collected."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from orchestration.cli import cmd_run
+
+pytestmark = pytest.mark.unit
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+@pytest.fixture
+def frozen_policy():
+    gc.unfreeze()
+    cmd_run.freeze_survivors()
+    cmd_run.freeze_survivors()  # idempotent: one callback
+    try:
+        yield
+    finally:
+        while cmd_run._freeze_after_full_collection in gc.callbacks:
+            gc.callbacks.remove(cmd_run._freeze_after_full_collection)
+        gc.unfreeze()
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_later_cycles_still_collected(frozen_policy) -> None:
+    assert gc.callbacks.count(cmd_run._freeze_after_full_collection) == 1
+    kept = [_Node() for _ in range(1000)]
+    gc.collect(1)  # a young collection freezes nothing
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(kept)  # what survived the full collection: the heap, these nodes among it
+
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a  # a cycle made after the freeze, then dropped
+    gone = weakref.ref(a)
+    del a, b
+    gc.collect()
+    assert gone() is None, "cyclic garbage made after a freeze must still be collected"
+    assert gc.get_freeze_count() >= frozen
