@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestration.cli import retrying
+from orchestration.cli import gc_policy, retrying
 from orchestration.cli.cmd_run import FAST_EXIT, _run_flow, ensure_demo
 from orchestration.cli.common import (
     DbtProject,
@@ -157,6 +157,7 @@ def main() -> None:
     import sys
 
     FAST_EXIT[0] = True
+    gc_policy.freeze_survivors()  # a command's process is short; `catalog` and `docs --serve` thaw before serving
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
@@ -353,6 +354,7 @@ def docs(
     if serve:
         console.print(f"serving on http://127.0.0.1:{port} (Ctrl+C to stop)")
         try:
+            gc_policy.thaw()  # serves until stopped
             serve_folder(result.folder, port)
         except KeyboardInterrupt:
             pass

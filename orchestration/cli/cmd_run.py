@@ -38,25 +38,6 @@ def _local_server(project: Project):
     return server
 
 
-def freeze_survivors() -> None:
-    """From now on, whatever survives a full garbage collection is frozen (``gc.freeze``): later full collections
-    traverse only what the process made since, not again the ~550,000 objects of dbt, Prefect, dlt and GX and the
-    run's manifest. Python's full collections were ~2 s of a 16 s demo run's CPU (11 of them while the heap grew
-    with each import), ~0.3 s with this. Only for a process that ends with its run: a frozen object that later
-    becomes part of a reference cycle is never collected (plain reference counting still frees the rest)."""
-    import gc
-
-    if _freeze_after_full_collection not in gc.callbacks:
-        gc.callbacks.append(_freeze_after_full_collection)
-
-
-def _freeze_after_full_collection(phase: str, info: dict) -> None:
-    if phase == "stop" and info.get("generation") == 2:
-        import gc
-
-        gc.freeze()
-
-
 def ensure_demo(project: Project) -> bool:
     """Generate the demo inputs if absent; True when it did."""
     if project.source_paths.shop_db.exists():
@@ -72,8 +53,6 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
     (128 + the signal's number when a signal interrupted it)."""
     from orchestration import interrupts
 
-    if FAST_EXIT[0]:  # the console script: this process ends with the run
-        freeze_survivors()
     server = _local_server(project)  # first: it boots on the other core while this process prepares
     if project.is_headwater_dbt_project:
         ensure_demo(project)

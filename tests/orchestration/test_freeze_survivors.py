@@ -1,5 +1,5 @@
-"""The CLI's run process freezes what survives a full garbage collection (``cmd_run.freeze_survivors``): later full
-collections skip those objects, and cyclic garbage made after a freeze is still collected."""
+"""The console script freezes what survives a full garbage collection (``cli.gc_policy``): later full collections
+skip those objects, cyclic garbage made after a freeze is still collected, and ``thaw`` undoes it (serving commands)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from orchestration.cli import cmd_run
+from orchestration.cli import gc_policy
 
 pytestmark = pytest.mark.unit
 
@@ -21,18 +21,16 @@ class _Node:
 @pytest.fixture
 def frozen_policy():
     gc.unfreeze()
-    cmd_run.freeze_survivors()
-    cmd_run.freeze_survivors()  # idempotent: one callback
+    gc_policy.freeze_survivors()
+    gc_policy.freeze_survivors()  # idempotent: one callback
     try:
         yield
     finally:
-        while cmd_run._freeze_after_full_collection in gc.callbacks:
-            gc.callbacks.remove(cmd_run._freeze_after_full_collection)
-        gc.unfreeze()
+        gc_policy.thaw()
 
 
 def test_survivors_of_a_full_collection_are_frozen_and_later_cycles_still_collected(frozen_policy) -> None:
-    assert gc.callbacks.count(cmd_run._freeze_after_full_collection) == 1
+    assert gc.callbacks.count(gc_policy._freeze_after_full_collection) == 1
     kept = [_Node() for _ in range(1000)]
     gc.collect(1)  # a young collection freezes nothing
     assert gc.get_freeze_count() == 0
@@ -47,3 +45,13 @@ def test_survivors_of_a_full_collection_are_frozen_and_later_cycles_still_collec
     gc.collect()
     assert gone() is None, "cyclic garbage made after a freeze must still be collected"
     assert gc.get_freeze_count() >= frozen
+
+
+def test_thaw_stops_freezing_and_gives_the_frozen_back(frozen_policy) -> None:
+    gc.collect()
+    assert gc.get_freeze_count() > 0
+    gc_policy.thaw()
+    assert gc.get_freeze_count() == 0
+    assert gc_policy._freeze_after_full_collection not in gc.callbacks
+    gc.collect()
+    assert gc.get_freeze_count() == 0
