@@ -94,7 +94,7 @@ def import_gx() -> Any:
     import great_expectations as gx
     from great_expectations import util
 
-    if not getattr(util.convert_decimal_to_float, "_headwater", False):
+    if util.convert_decimal_to_float is not _convert_decimal_to_float:
         util.convert_decimal_to_float = _convert_decimal_to_float  # util's own callers look the name up when called
     return gx
 
@@ -107,9 +107,6 @@ def _convert_decimal_to_float(d: Any) -> float:
     if isinstance(d, decimal.Decimal) and util.requires_lossy_conversion(d=d):
         util.logger.warning(f"Using lossy conversion for decimal {d} to float object to support serialization.")
     return float(d)
-
-
-_convert_decimal_to_float._headwater = True  # type: ignore[attr-defined]
 
 
 def enable_duckdb() -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from orchestration.cli import gc_policy
 from orchestration.cli.common import (
     DbtProject,
     ProfilesDir,
@@ -310,7 +311,5 @@ def catalog(
     console.print(f"asset catalog of {resolved.name}: http://{host}:{port}/  (JSON: /api/assets, Ctrl+C to stop)")
     if not (docs_dir / "index.html").exists():
         console.print("[dim]no dbt docs yet: run `headwater docs` to link each asset to its page[/]")
-    from orchestration.cli import gc_policy
-
     gc_policy.thaw()  # serves until stopped
     uvicorn.run(app_, host=host, port=port, log_level="warning")
