@@ -161,10 +161,12 @@ def _flow_state(project: Project, resolved, server, parameters: dict):
                 server.wait()
                 reporter.done()
             from orchestration.prefect.flow import materialize_flow
+            from orchestration.prefect.heartbeat import cli_heartbeats
 
-            return materialize_flow(
-                target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
-            )
+            with cli_heartbeats():  # the run's end does not wait on Prefect's heartbeat thread
+                return materialize_flow(
+                    target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
+                )
     finally:
         set_reporter(None)
 

@@ -40,6 +40,7 @@ from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect import asset_events
 from orchestration.prefect.artifacts import publish_summary, run_url
 from orchestration.prefect.asset_slots import asset_slots
+from orchestration.prefect.heartbeat import flow_heartbeats
 from orchestration.prefect.ingest_stage import ingest as _ingest
 from orchestration.prefect.ingest_stage import regenerate_sources
 from orchestration.prefect.task_mirror import TaskRunMirror
@@ -96,7 +97,13 @@ def materialize_flow(
             threads=threads,
         )
         shared = resolved.type == "postgres"  # there, runs on disjoint assets overlap (see warehouse.lock)
-        with interrupts.interruptible(), lock, target_lock(project, resolved, shared=shared), ExitStack() as held:
+        with (
+            flow_heartbeats(),
+            interrupts.interruptible(),
+            lock,
+            target_lock(project, resolved, shared=shared),
+            ExitStack() as held,
+        ):
             return _materialize(
                 held,
                 project,

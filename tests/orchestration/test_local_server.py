@@ -51,7 +51,22 @@ def test_a_started_server_serves_every_later_run_until_stopped(tmp_path: Path) -
             runs = client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=10, offset=0)
             assert len(runs) == 1, "the run was recorded on the started server, not on one of its own"
             counted = client.request("POST", "/task_runs/count", json={}).json()
+            beats = client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["prefect.flow-run.heartbeat"]},
+                        "occurred": {"since": "2000-01-01T00:00:00Z"},
+                        "order": "ASC",
+                    },
+                    "limit": 50,
+                },
+            ).json()["events"]
         assert counted == 2, "both models' task runs recorded on the started server"
+        # the run's heartbeat (the CLI sends it, Prefect's own thread is off): one at the start, not two
+        assert [b["resource"]["prefect.resource.id"] for b in beats] == [f"prefect.flow-run.{runs[0].id}"], beats
+        assert [r["prefect.resource.role"] for r in beats[0]["related"]] == ["flow"], beats
 
         status = run_cli(["server", "--status"], env, check=False)
         assert status.returncode == 0 and info["api_url"] in status.stdout, status.stdout
