@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dlt
+import pyarrow
 from dlt.common.destination import Destination
 from dlt.common.schema import Schema
 from dlt.common.schema.exceptions import DataValidationError
@@ -94,6 +95,10 @@ def run_source(
         # incremental cursor where it was, so the same rows come again once the contract or source is fixed
         pipeline.abort_packages()
         raise ContractViolation(definition, violation) from None
+    finally:
+        # Arrow's allocator keeps what normalizing freed for Arrow's next use: give it back before dbt and GX run
+        # (measured: ~25 MiB of a demo run's RSS, ~10-20 MiB of its peak)
+        pyarrow.default_memory_pool().release_unused()
     normalize = pipeline.last_trace.last_normalize_info
     counts = normalize.row_counts if normalize else {}
     rows = {table: n for table, n in counts.items() if not table.startswith(("_dlt", QUARANTINE_TABLE))}
