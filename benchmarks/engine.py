@@ -12,7 +12,8 @@ prefect-dbt turns PREFECT_LOGGING_LEVEL=WARNING into dbt's invalid level "warnin
 ``PrefectDbtRunner`` (one build, mirrored task runs) and ``PrefectDbtOrchestrator`` in PER_NODE mode with
 concurrency 1 (more fails on DuckDB's single-writer lock). The last lines are exactly, one per size,
 ``ratio <headwater/dbt median> peer <fastest prefect-dbt peer/headwater> models <N> server_ms_per_task_run <ms>
-read_back <whole>/<task runs>``.
+read_back <whole>/<task runs> peak_rss_ratio <headwater/dbt median peak RSS>`` (each process's own ``ru_maxrss``;
+the Prefect server is a process of its own).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -122,10 +124,31 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("prefect server did not start")
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+def timed(
+    cmd: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> tuple[float, subprocess.CompletedProcess, float]:
+    """Run ``cmd``: wall seconds, the finished process (output captured) and its peak RSS in MiB (its own
+    ``ru_maxrss``, from ``wait4``; a Prefect server it talks to is another process)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    return time.perf_counter() - start, proc
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True, start_new_session=True)
+        timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        if seconds >= timeout:
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        out.seek(0)
+        err.seek(0)
+        return (
+            seconds,
+            subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()),
+            usage.ru_maxrss / 1024,
+        )
 
 
 def server_cpu(pgid: int) -> float:
@@ -315,15 +338,15 @@ def bench_size(work: Path, api: str, server_pgid: int, models: int, args: argpar
     ]
     print(f"project: {models} models + {models} tests in {project}; prefect server {api}", flush=True)
     for label, cmd in (("warm-up dbt", dbt_cmd), ("warm-up headwater", hw_cmd)):
-        seconds, proc = timed(cmd, env, work, 3600)
+        seconds, proc, _ = timed(cmd, env, work, 3600)
         if proc.returncode != 0:
             raise SystemExit(f"{label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         print(f"{label:22s} {seconds:8.2f} s", flush=True)
-    dbt_times, hw_times, cpu_per_run, read_back = [], [], [], []
+    dbt_times, hw_times, cpu_per_run, read_back, dbt_peaks, hw_peaks = [], [], [], [], [], []
     for pair in range(args.pairs):
-        d, dp = timed(dbt_cmd, env, work, 3600)
+        d, dp, dbt_peak = timed(dbt_cmd, env, work, 3600)
         before, since, idle = settled_cpu(server_pgid)
-        h, hp = timed(hw_cmd, env, work, 3600)
+        h, hp, hw_peak = timed(hw_cmd, env, work, 3600)
         if dp.returncode or hp.returncode:
             raise SystemExit(f"pair {pair + 1} failed:\n{dp.stdout[-2000:]}\n{hp.stdout[-2000:]}")
         recorded = count_task_runs(api, hp.stdout, nodes)
@@ -332,20 +355,26 @@ def bench_size(work: Path, api: str, server_pgid: int, models: int, args: argpar
         whole, with_edges = verify_task_runs(api, hp.stdout, nodes - first_layer)
         dbt_times.append(d)
         hw_times.append(h)
+        dbt_peaks.append(dbt_peak)
+        hw_peaks.append(hw_peak)
         cpu_per_run.append(cpu * 1000 / nodes)
         read_back.append(f"{whole}/{nodes} whole, {with_edges}/{nodes - first_layer} with their edges")
         print(
             f"pair {pair + 1}: dbt build {d:8.2f} s   headwater {h:8.2f} s   task runs {recorded}/{nodes} "
-            f"({read_back[-1]})   server CPU {cpu:.2f} s = {cpu_per_run[-1]:.1f} ms per task run",
+            f"({read_back[-1]})   server CPU {cpu:.2f} s = {cpu_per_run[-1]:.1f} ms per task run   "
+            f"peak RSS dbt {dbt_peak:.0f} MiB, headwater {hw_peak:.0f} MiB",
             flush=True,
         )
     dbt_median, hw_median = statistics.median(dbt_times), statistics.median(hw_times)
     print(f"median: dbt build {dbt_median:.2f} s, headwater {hw_median:.2f} s", flush=True)
+    dbt_peak, hw_peak = statistics.median(dbt_peaks), statistics.median(hw_peaks)
+    print(f"median peak RSS: dbt build {dbt_peak:.0f} MiB, headwater {hw_peak:.0f} MiB ({hw_peak / dbt_peak:.2f}x)")
     peer_times = run_peers(project, env, work, args, hw_median, nodes) if peers else {}
     peer = min(peer_times.values()) / hw_median if peer_times else float("nan")
     return (
         f"ratio {hw_median / dbt_median:.3f} peer {peer:.2f} models {models} "
-        f"server_ms_per_task_run {statistics.median(cpu_per_run):.1f} read_back {read_back[-1].split(' ')[0]}"
+        f"server_ms_per_task_run {statistics.median(cpu_per_run):.1f} read_back {read_back[-1].split(' ')[0]} "
+        f"peak_rss_ratio {hw_peak / dbt_peak:.2f}"
     )
 
 
@@ -362,7 +391,7 @@ def run_peers(
             print(f"{name:38s} skipped (--skip-per-node)")
             continue
         try:
-            seconds, proc = timed([sys.executable, "-c", script, str(project), *extra], env, work, args.peer_timeout)
+            seconds, proc, _ = timed([sys.executable, "-c", script, str(project), *extra], env, work, args.peer_timeout)
         except subprocess.TimeoutExpired:
             print(f"{name:38s} abandoned after {args.peer_timeout:.0f} s")
             continue
