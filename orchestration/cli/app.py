@@ -271,10 +271,10 @@ def retry(
     flags = last.get("flags") or {}
     options = _options(vars) if vars is not None else _options(None)
     run_vars = dict(options.vars) if vars is not None else dict(last.get("vars") or {})
+    graph = retrying.retry_graph(project, resolved, run_vars)
     if last.get("ended_at") is None:
-        todo, checks_todo = retrying.unfinished(project, resolved, log, last, run_vars), []
+        todo, checks_todo = retrying.unfinished(graph, log, last), []
     else:
-        graph = retrying.retry_graph(project, resolved, run_vars)
         unfinished = ("failed", "skipped", "interrupted")
         failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in unfinished}
         records = log.check_records(last["run_id"])
@@ -308,7 +308,7 @@ def retry(
     _run_flow(
         project,
         resolved,
-        selection=[*(f"key:{k}" for k in todo), *retrying.check_selectors(project, resolved, checks_todo, run_vars)],
+        selection=[*(f"key:{k}" for k in todo), *retrying.check_selectors(graph, checks_todo)],
         exclude=None,
         retries=None,
         vars=run_vars,

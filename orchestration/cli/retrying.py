@@ -17,15 +17,16 @@ def is_key(graph, text: str) -> bool:
 
 
 def retry_graph(project: Project, resolved, run_vars: dict):
+    """The asset graph ``retry`` decides with, built once per command: the reading commands' cached graph when
+    nothing it was built from changed, else a parse (the run's flow then parses for itself)."""
     from orchestration.cli.common import _graph
     from orchestration.dbt import executor
 
-    return _graph(project, resolved, executor.DbtOptions(vars=run_vars))
+    return _graph(project, resolved, executor.DbtOptions(vars=run_vars), cached=True)
 
 
-def check_selectors(project: Project, resolved, check_ids: list[str], run_vars: dict) -> list[str]:
+def check_selectors(graph, check_ids: list[str]) -> list[str]:
     """dbt selectors for failed tests that belong to no asset that is retried (a test on no asset): by test name."""
-    graph = retry_graph(project, resolved, run_vars)
     selectors = []
     for uid in check_ids:
         node = graph.nodes.get(uid)
@@ -36,12 +37,11 @@ def check_selectors(project: Project, resolved, check_ids: list[str], run_vars: 
     return selectors
 
 
-def unfinished(project: Project, resolved, log, last: dict, run_vars: dict) -> list[str]:
+def unfinished(graph, log, last: dict) -> list[str]:
     """The assets a run that never finished (killed, crashed) selected but did not complete."""
     from assets import SelectionError
     from orchestration.engine.plan import plan_run
 
-    graph = retry_graph(project, resolved, run_vars)
     indirect = (last.get("flags") or {}).get("indirect_selection") or "eager"
     try:
         plan = plan_run(graph, last.get("selection"), last.get("exclude"), indirect=indirect)
