@@ -2,7 +2,7 @@
 
 Prefect's engine sends a flow run's heartbeats (``prefect.flow-run.heartbeat``, what its crashed-run detection
 watches) from a thread that sleeps in one-second steps, and joins that thread when the run ends: every CLI run waited
-up to a second after its last node (measured: ~1 s of an idle 200-model run's tail, 3-6% of its time). The CLI
+up to a second after its last node (measured: ~1 s of a 200-model `materialize --all`'s tail, 3-6% of its time). The CLI
 turns Prefect's off for its own runs (``cli_heartbeats``, the interval the user configured is kept) and the flow
 sends the same event, with the same resource and related resources, from a thread that wakes on an event
 (``flow_heartbeats``). Runs Prefect starts (deployments, ``serve``) keep Prefect's own heartbeats.
