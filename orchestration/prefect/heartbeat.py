@@ -110,4 +110,5 @@ def heartbeats(event: dict[str, Any], seconds: float, emit: Callable[..., Any]) 
         yield thread
     finally:
         stop.set()
-        thread.join()
+        # at once, unless a send hangs: then the daemon thread ends after it and the run does not wait
+        thread.join(timeout=5)
