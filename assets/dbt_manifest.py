@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from assets.checks import period
-from assets.code_versions import code_version_of
+from assets.code_versions import node_code_version, unit_test_code_version
 from assets.keys import AssetKey
 from assets.nodes import LIST_TYPES, NodeSpec
 from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
@@ -77,6 +77,18 @@ def load_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("nodes"), dict):
         raise ManifestError(f"{path}: not a dbt manifest (no 'nodes' mapping); run `dbt parse` again")
     return document
+
+
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def disabled(node: Node) -> bool:
+    """dbt left the node out: ``config.enabled`` false. dbt normally moves such a node to the manifest's ``disabled``
+    section, but its selector still checks ``config.enabled`` on what ``nodes`` holds (a node a partial parse left
+    there), and never selects, lists or runs it; so Headwater never plans or mirrors it either."""
+    config = node.get("config")
+    value = config.get("enabled", True) if isinstance(config, Mapping) else True
+    return value is False or (isinstance(value, str) and value.strip().lower() in _FALSE)
 
 
 def default_asset_key(node: Node) -> AssetKey:
@@ -160,7 +172,20 @@ class DbtTranslator:
         checksum = (node.get("checksum") or {}).get("checksum")
         if not checksum:
             return None
-        return code_version_of(node, self.macros, self.vars, self.env)
+        return node_code_version(node, self.macros, self.vars, self.env).value
+
+    def get_code_version_note(self, node: Node) -> str:
+        """Why :meth:`get_code_version` gave None (said by ``status`` and the run): empty when it gave a version."""
+        if not (node.get("checksum") or {}).get("checksum"):
+            return "dbt gives no checksum for it"
+        return node_code_version(node, self.macros, self.vars, self.env).unknown
+
+    def get_check_code_version(self, node: Node) -> str | None:
+        """A dbt test's definition (its SQL or generic test with its arguments, config, the macros it calls, the vars
+        and env vars they read), a unit test's (inputs, expected rows, overrides): a change makes it due."""
+        if node.get("resource_type") == "unit_test":
+            return unit_test_code_version(node)
+        return node_code_version(node, self.macros, self.vars, self.env).value
 
     def get_policy(self, node: Node) -> RunPolicy:
         hw = _headwater_meta(node)
@@ -240,7 +265,8 @@ def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTransl
         tags=translator.get_tags(node),
         owners=translator.get_owners(node),
         description=translator.get_description(node),
-        code_version=translator.get_code_version(node),
+        code_version=(version := translator.get_code_version(node)),
+        unknown_code="" if version is not None else translator.get_code_version_note(node),
         unique_id=unique_id,
         name=node.get("name", ""),
         fqn=tuple(node.get("fqn") or ()),
@@ -306,6 +332,8 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
             resource_type = node.get("resource_type")
             if resource_type == "analysis":
                 continue  # never built, never listed: not part of Headwater's graph
+            if disabled(node):
+                continue  # dbt neither selects, lists nor runs it (its graph membership test): nor does Headwater
             try:
                 node_spec = _node_spec(unique_id, node, section)
                 spec = (
@@ -423,4 +451,5 @@ def _check_for(
         path=spec.path,
         package=spec.package,
         policy=translator.get_check_policy(node),
+        code_version=translator.get_check_code_version(node),
     )

@@ -164,3 +164,29 @@ def test_source_freshness_gates_only_where_it_is_asked_to() -> None:
     )
     severity = {c.subject: c.severity.value for c in build_asset_graph(manifest=manifest).checks}
     assert severity == {"raw.a": "warn", "raw.b": "error", "raw.c": "error"}
+
+
+def test_a_disabled_node_left_in_the_manifests_nodes_is_never_part_of_the_graph() -> None:
+    """dbt's selector skips a node whose ``config.enabled`` is false even when it sits in ``nodes`` (a partial parse
+    can leave one there): it is never selected, planned or mirrored, so a clean project cannot fail on it."""
+    manifest = _manifest(
+        {
+            "seed.p.regions": {"alias": "regions", "resource_type": "seed"},
+            "test.p.unique_regions_id": {
+                "resource_type": "test",
+                "depends_on": {"nodes": ["seed.p.regions"]},
+                "attached_node": "seed.p.regions",
+                "config": {"enabled": False},
+            },
+            "test.p.not_null_regions_id": {
+                "resource_type": "test",
+                "depends_on": {"nodes": ["seed.p.regions"]},
+                "attached_node": "seed.p.regions",
+                "config": {"enabled": "False"},
+            },
+            "model.p.off": {"alias": "off", "config": {"enabled": False}},
+        }
+    )
+    graph = build_asset_graph(manifest=manifest)
+    assert set(graph.nodes) == {"seed.p.regions"}
+    assert graph.checks == () and [str(k) for k in graph.specs] == ["raw.regions"]
