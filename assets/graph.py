@@ -224,6 +224,7 @@ def _through_ephemeral(specs: list[AssetSpec]) -> list[AssetSpec]:
     ephemeral model with no code version has none either (unknown: rebuilt every run)."""
     by_key = {s.key: s for s in specs}
     folded: dict[AssetKey, str | None] = {}
+    notes: dict[AssetKey, str] = {}
 
     def version(spec: AssetSpec) -> str | None:
         if spec.key not in folded:
@@ -232,8 +233,14 @@ def _through_ephemeral(specs: list[AssetSpec]) -> list[AssetSpec]:
             parts = [spec.code_version, *(version(e) for e in inlined)]
             if None in parts:
                 folded[spec.key] = None
+                unknown = next((e for e in inlined if folded.get(e.key) is None), None)
+                if spec.code_version is not None and unknown is not None:
+                    notes[spec.key] = f"it inlines ephemeral {unknown.key}, whose " + (
+                        notes.get(unknown.key) or unknown.unknown_code or "code version cannot be known"
+                    ).removeprefix("its ")
             elif inlined:
                 folded[spec.key] = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
         return folded[spec.key]
 
-    return [s if s.code_version == version(s) else s.merged(code_version=version(s)) for s in specs]
+    folded_specs = [s if s.code_version == version(s) else s.merged(code_version=version(s)) for s in specs]
+    return [s.merged(unknown_code=notes[s.key]) if s.key in notes else s for s in folded_specs]

@@ -67,7 +67,8 @@ def asset(
             name=asset_key.name,
             fqn=(fn.__module__.split(".")[0], asset_key.name),
             policy=RunPolicy(retries=retries),
-            code_version=_source_version(fn),
+            code_version=(version := _source_version(fn)),
+            unknown_code="" if version else f"the source of {fn.__module__} cannot be read",
         )
         return PythonAsset(spec=spec, fn=fn)
 

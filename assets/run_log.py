@@ -28,7 +28,9 @@ class Materialization:
     message: str = ""
     target: str = ""
     data_version: str | None = None
-    """For a source Headwater does not load: the newest ``loaded_at_field`` value when it was observed to move."""
+    """For a source Headwater does not load: what its readers were built from when it was observed to move (its
+    newest ``loaded_at_field``, the warehouse's change metadata); for an asset Headwater built: its relation's data
+    version when the run ended (``orchestration.warehouse.versions``), so rows changed by hand since are seen."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,11 @@ class CheckRecord:
     check_name: str
     run_id: str
     severity: str
-    status: str
+    status: str  # pass | warn | fail | error | skipped | interrupted (a signal cut it off)
     failures: int | None = None
     message: str = ""
+    code_version: str | None = None
+    """The check's definition when it ran (``CheckSpec.code_version``): a different one now makes it due."""
 
 
 UNFINISHED = ("failed", "skipped", "interrupted")
@@ -55,6 +59,8 @@ def stale_reasons(
     now: datetime | None = None,
     present: Collection[str] | None = None,
     done: Iterable[AssetKey] = (),
+    versions: Mapping[str, str] | None = None,
+    forced: Mapping[AssetKey, str] | None = None,
 ) -> dict[AssetKey, str]:
     """Why each asset Headwater builds is stale; what is absent is fresh. A state-aware ``headwater materialize``
     builds exactly these (among those selected), and ``headwater assets``, ``status`` and the catalog show them: one
@@ -87,14 +93,61 @@ def stale_reasons(
     reasons: dict[AssetKey, str] = {}
     for key in graph.toposorted():
         spec = graph.specs[key]
-        if not spec.builds or key in done:
+        if not spec.builds:
+            continue
+        if key in done:  # loaded by this run; rows changed outside its loads still make its readers stale
+            if spec.kind is AssetKind.DLT:
+                changed = _changed_by_hand(spec, successful.get(str(key)), versions)
+                if changed is not None:
+                    reasons[key] = changed
             continue
         reason = _own_reason(spec, successful.get(str(key)), latest.get(str(key)), blocked, present, now)
+        if reason is None and forced:
+            reason = forced.get(key)
+        if reason is None:
+            reason = _changed_by_hand(spec, successful.get(str(key)), versions)
+        if reason is None:
+            reason = _unknown_inputs(graph, spec)
         if reason is None:
             reason = _upstream_reason(graph, spec, successful, reasons)
         if reason is not None:
             reasons[key] = reason
     return reasons
+
+
+def _changed_by_hand(spec: AssetSpec, mine: Materialization | None, versions: Mapping[str, str] | None) -> str | None:
+    """Its relation's data version now differs from the one recorded when it was last materialized."""
+    if versions is None or mine is None or mine.data_version is None or mine.kind == "source":
+        return None
+    now = versions.get(spec.relation_name.lower())
+    if now is None or now == mine.data_version:
+        return None
+    since = "outside its loads" if spec.kind is AssetKind.DLT else "outside Headwater since it was built"
+    return f"its rows changed {since} ({_shown(mine.data_version)} -> {_shown(now)})"
+
+
+def _shown(version: str) -> str:
+    """A data version as people read it: ``5,046 rows``, or the counters' text."""
+    if version.startswith("rows:") and version[5:].isdigit():
+        count = int(version[5:])
+        return f"{count:,} row{'' if count == 1 else 's'}"
+    return version
+
+
+INPUTS_NONE = ("none", "nothing", "[]")
+"""``meta.headwater.inputs`` values that say a model reads nothing (its code alone makes its rows)."""
+
+
+def _unknown_inputs(graph: AssetGraph, spec: AssetSpec) -> str | None:
+    if spec.kind not in (AssetKind.DBT_MODEL, AssetKind.DBT_SNAPSHOT) or reads_through(graph, spec):
+        return None
+    declared = spec.meta.get("inputs")
+    if declared is not None and str(declared).strip().lower() in INPUTS_NONE or declared == []:
+        return None
+    return (
+        "its inputs are unknown: it has no ref() or source(), so it reads a hard-coded relation or files "
+        "(read_parquet, read_csv) or nothing; set meta.headwater.inputs: none if it truly reads nothing"
+    )
 
 
 def _own_reason(
@@ -114,10 +167,8 @@ def _own_reason(
     if str(spec.key) in blocked:
         return "a blocking check on it failed in its last run"
     if spec.code_version is None:
-        return (
-            "its code version cannot be known (a computed env_var name, a seed over 1 MiB, an unreadable Python "
-            "module, a dlt table with no stored schema): rebuilt every run"
-        )
+        why = spec.unknown_code or "a computed env_var name, an unrenderable var, an unreadable Python module"
+        return f"its code version cannot be known ({why}): rebuilt every run"
     if mine.code_version is None:
         return "its last materialization recorded no code version"
     if spec.code_version != mine.code_version:
@@ -210,12 +261,16 @@ def _due(meta: Mapping[str, Any], ended: datetime, now: datetime) -> str | None:
     return None
 
 
-def blocked_keys(checks: Mapping[tuple[str, str], tuple[CheckRecord, Any]]) -> set[str]:
-    """Assets whose newest result of an ``error``-severity check failed (the run log's ``latest_checks``)."""
+def blocked_keys(
+    checks: Mapping[tuple[str, str], tuple[CheckRecord, Any]], graph: AssetGraph | None = None
+) -> set[str]:
+    """Assets whose newest result of an ``error``-severity check failed (the run log's ``latest_checks``); with
+    ``graph``, only checks it still has (a test deleted after it failed blocks nothing any more)."""
+    current = {(c.subject, c.name) for c in graph.checks} if graph is not None else None
     return {
         record.asset_key
-        for record, _ in checks.values()
-        if record.severity == "error" and record.status in ("fail", "error")
+        for pair, (record, _) in checks.items()
+        if record.severity == "error" and record.status in ("fail", "error") and (current is None or pair in current)
     }
 
 
@@ -230,4 +285,75 @@ def stale_from_log(
     done: Iterable[AssetKey] = (),
 ) -> dict[AssetKey, str]:
     """:func:`stale_reasons` from what the run log holds (``RunLog.latest`` and ``RunLog.latest_checks``)."""
-    return stale_reasons(graph, successful, latest, blocked=blocked_keys(checks), now=now, present=present, done=done)
+    return stale_reasons(
+        graph, successful, latest, blocked=blocked_keys(checks, graph), now=now, present=present, done=done
+    )
+
+
+VERSIONED_CHECKS = ("dbt_test", "unit_test", "gx")
+"""Check kinds with a definition of their own (a code version): a new or changed one runs against its asset as it
+stands. The others run with every load or read of their asset (freshness, quarantine, reconcile)."""
+
+
+def due_checks(
+    graph: AssetGraph,
+    checks: Mapping[tuple[str, str], tuple[CheckRecord, Any]],
+    keys: Collection[AssetKey] | None = None,
+    successful: Mapping[str, Materialization] | None = None,
+) -> dict[str, str]:
+    """The checks whose last result does not judge their asset as it stands now, each with why: new (never ran),
+    changed (its definition is not the one its last result ran with, or either is unknown), unfinished (a signal cut
+    it off, it was skipped, or it errored without a verdict), or older than its asset (``successful``: a run killed
+    after building the asset and before checking it). A state-aware run runs them against their assets without
+    rebuilding them (a unit test, which dbt runs only with its model, rebuilds the model), and their results gate
+    the readers as usual.
+
+    ``checks`` is the run log's ``latest_checks``; ``keys`` limits the answer to checks on those assets. Tests on no
+    asset always run and are not listed.
+    """
+    due: dict[str, str] = {}
+    for check in graph.checks:
+        if check.kind not in VERSIONED_CHECKS or check.asset_key is None:
+            continue
+        if keys is not None and not any(a in keys for a in check.assets):
+            continue
+        found = checks.get((check.subject, check.name))
+        if found is None:
+            due[check.unique_id] = "new: it has never run"
+            continue
+        record, ended = found
+        run = record.run_id[:8]
+        if record.status == "interrupted":
+            due[check.unique_id] = f"it did not finish in run {run} (interrupted)"
+        elif record.status in ("skipped", "error"):
+            verdict = "was skipped" if record.status == "skipped" else "errored without a verdict"
+            due[check.unique_id] = f"it {verdict} in run {run}: no result judges its asset as it stands"
+        elif check.code_version is None:
+            due[check.unique_id] = (
+                "its definition cannot be versioned (it computes an env_var name or reads an unrenderable var): "
+                "it runs every time"
+            )
+        elif record.code_version is None:
+            due[check.unique_id] = f"its last result (run {run}) recorded no definition to compare"
+        elif record.code_version != check.code_version:
+            due[check.unique_id] = f"its definition changed since its last result (run {run})"
+        elif (newer := _built_after(graph, check.assets, successful, ended)) is not None:
+            due[check.unique_id] = f"it has not run since {newer} was built"
+    return due
+
+
+def _built_after(
+    graph: AssetGraph, keys: Iterable[AssetKey], successful: Mapping[str, Materialization] | None, ended: Any
+) -> AssetKey | None:
+    """The asset among ``keys`` (that Headwater builds) materialized after the check's result (``ended``: its
+    run's end; None for a run that never ended)."""
+    if successful is None:
+        return None
+    for key in sorted(keys):
+        spec = graph.specs.get(key)
+        mine = successful.get(str(key))
+        if spec is None or not spec.builds or mine is None or mine.ended_at is None or mine.kind == "source":
+            continue
+        if ended is None or (isinstance(ended, datetime) and _after(mine.ended_at, ended)):
+            return key
+    return None

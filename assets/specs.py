@@ -74,6 +74,8 @@ class AssetSpec:
     owners: tuple[str, ...] = ()
     description: str = ""
     code_version: str | None = None
+    unknown_code: str = ""
+    """Why ``code_version`` is None (it cannot be known), said by ``status`` and the run."""
     unique_id: str = ""
     name: str = ""
     fqn: tuple[str, ...] = ()
@@ -135,6 +137,10 @@ class CheckSpec:
     path: str = ""
     package: str = ""
     policy: RunPolicy = RunPolicy()
+    code_version: str | None = None
+    """What the check's verdict is made from (a dbt test's SQL, macros and arguments; a GX expectation's type,
+    arguments and severity): a check whose version differs from its last result's is due, and runs against its
+    asset as it stands. None: unknown (due every run), or a kind that runs with every load (freshness, quarantine)."""
 
     @property
     def subject(self) -> str:

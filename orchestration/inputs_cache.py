@@ -9,7 +9,7 @@ Valid the way dbt decides a partial parse is valid, and a little stricter (when 
   ``target/``, ``logs/`` and hidden folders left out; a file over 1 MiB, a large seed, by size and modification
   time), ``profiles.yml``, ``headwater.yml``, ``pyproject.toml``, the
   GX suites and the stored dlt schemas of the target; the value of every variable named by an ``env_var()`` in
-  those files and of every ``DBT_*`` and ``HEADWATER_*`` variable (but for a few that cannot change a graph: folders,
+  those files or in ``--vars`` and of every ``DBT_*`` and ``HEADWATER_*`` variable (but for a few that cannot change a graph: folders,
   alerts, lock and log settings); the run's ``--vars``; the target; the versions
   of Python, dbt, the target's adapter and dlt;
 - the *code* the graph was built with: every module loaded from outside the installed packages when it was built
@@ -84,6 +84,8 @@ def inputs_key(project: Project, target: Target, cli_vars: Mapping[str, Any] | N
         digest.update(f"{path}\0{len(content)}\0".encode())
         digest.update(hashlib.sha256(content).digest())
     env_names.update(n for n in os.environ if n.startswith(("DBT_", "HEADWATER_")) and n not in _NOT_INPUTS)
+    # a --vars value dbt renders may read a variable too (--vars '{day: "{{ env_var(\'DAY\') }}"}')
+    env_names.update(n.decode() for text in _texts(cli_vars or {}) for n in _ENV_VAR.findall(text.encode()))
     facts = {
         "target": [target.name, target.type],
         "vars": dict(cli_vars or {}),
@@ -92,6 +94,19 @@ def inputs_key(project: Project, target: Target, cli_vars: Mapping[str, Any] | N
     }
     digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a nested value (the keys and values of ``--vars``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, str):
+        yield value
 
 
 def load(project: Project, target: Target, key: str, cli_vars: Mapping[str, Any] | None = None) -> AssetGraph | None:

@@ -67,9 +67,14 @@ class Settings:
         return settings
 
     def translator(
-        self, defaults: Mapping[str, Any] | None = None, dbt_vars: Mapping[str, Any] | None = None
+        self,
+        defaults: Mapping[str, Any] | None = None,
+        dbt_vars: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> DbtTranslator:
-        """The project's translator, with the project's run defaults (``vars: headwater:`` of dbt_project.yml).
+        """The project's translator, with the project's run defaults (``vars: headwater:`` of dbt_project.yml), the
+        vars as dbt renders them (``orchestration.dbt.rendering``) and the environment dbt renders with (default:
+        this process's).
 
         Raises:
             ConfigFileError: ``dbt_translator`` does not import or is not a DbtTranslator subclass.
@@ -80,7 +85,7 @@ class Settings:
             retry_delay_seconds=float(defaults.get("retry_delay_seconds", 0)),
         )
         if self.dbt_translator is None:
-            return _with_vars(DbtTranslator(policy), dbt_vars)
+            return _with_vars(DbtTranslator(policy), dbt_vars, env)
         module_name, _, class_name = self.dbt_translator.partition(":")
         root = str(self.path.parent)
         if root not in sys.path:
@@ -96,12 +101,14 @@ class Settings:
             raise ConfigFileError(
                 f"{self.path}: dbt_translator {self.dbt_translator!r} is not a subclass of assets.DbtTranslator"
             )
-        return _with_vars(found(policy), dbt_vars)
+        return _with_vars(found(policy), dbt_vars, env)
 
 
-def _with_vars(translator: DbtTranslator, dbt_vars: Mapping[str, Any] | None) -> DbtTranslator:
+def _with_vars(
+    translator: DbtTranslator, dbt_vars: Mapping[str, Any] | None, env: Mapping[str, str] | None
+) -> DbtTranslator:
     translator.vars = dict(dbt_vars or {})
-    translator.env = dict(os.environ)  # what dbt's env_var() reads in this process
+    translator.env = dict(env if env is not None else os.environ)  # what dbt's env_var() reads
     return translator
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from assets import AssetKey, CheckSpec, Severity
+from assets.code_versions import gx_code_version
 
 _EXPECTATION = re.compile(r"expect_[a-z0-9_]+")
 _OPTIONS = {"severity", "name", "description"}
@@ -133,6 +134,7 @@ def _load_one(path: Path, known: set[str] | None) -> Suite:
                 description=str(options.get("description") or _describe(expectation, kwargs)),
                 config={"type": expectation, "kwargs": kwargs, "line": line},
                 path=str(path),
+                code_version=gx_code_version(expectation, kwargs, severity.value),
             )
         )
     return Suite(asset_key=key, path=path, checks=tuple(checks))
@@ -161,6 +163,7 @@ def _invalid(
         description=f"{path}:{line}: {problem}",
         config={"invalid": f"{path}:{line}: {problem}", "line": line, "kwargs": {}},
         path=str(path),
+        code_version=gx_code_version("", {}, severity.value, problem),
     )
 
 

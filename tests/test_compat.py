@@ -139,3 +139,16 @@ def test_sqlalchemy_results_still_expose_their_dbapi_cursor() -> None:
         result = conn.exec_driver_sql("select 1, 'a' union all select 2, 'b'")
         assert dbapi_rows(result) == [(1, "a"), (2, "b")], "CursorResult.cursor moved"
     engine.dispose()
+
+
+def test_dbt_still_renders_a_var_in_its_base_context_with_the_invocation_environment() -> None:
+    """``orchestration.dbt._compat.render_with_dbt``: dbt's ``get_rendered``, ``generate_base_context`` and the
+    invocation context ``env_var`` reads (dbt_common.context); the environment given wins, and is put back."""
+    from dbt_common.context import get_invocation_context, set_invocation_context
+
+    from orchestration.dbt._compat import render_with_dbt
+
+    set_invocation_context({"X": "before"})
+    text = "{{ env_var('X', 'd') }}/{{ var('y') }}/{{ target.name }}"
+    assert render_with_dbt(text, {"y": 2}, {"X": "given"}, {"name": "dev"}) == "given/2/dev"
+    assert get_invocation_context().env["X"] == "before", "the invocation's environment is put back"

@@ -27,14 +27,19 @@ SelectionArg = Annotated[
 
 
 def _stale(run_log, graph, target) -> dict:
-    """What the next run would build and why: the run's own decision (run log, relations in the warehouse, new
-    source data); a warehouse that does not answer is a printed note."""
+    """What the next run would do to each asset and why: build it (stale) or run some of its checks against it as it
+    stands (new, changed or cut-off checks), from the run's own decision (run log, relations in the warehouse and
+    their data versions, new source data); a warehouse that does not answer is a printed note."""
     from orchestration.engine.state import stale_now
 
-    stale, note = stale_now(graph, run_log, target)
-    if note:
-        console.print(f"[yellow]note:[/] {note}")
-    return stale
+    found = stale_now(graph, run_log, target)
+    if found.note:
+        console.print(f"[yellow]note:[/] {found.note}")
+    shown = {key: f"[yellow]{why}[/]" for key, why in found.stale.items()}
+    for key, checks in found.due.items():
+        more = f" (and {len(checks) - 1} more)" if len(checks) > 1 else ""
+        shown[key] = f"[yellow]checks to run: {checks[0]}{more}[/]"
+    return shown
 
 
 def _union(positional: list[str] | None, option: list[str] | None) -> list[str]:
@@ -92,7 +97,7 @@ def assets(
                 spec.layer,
                 str(len(spec.deps)),
                 str(len(graph.checks_for(key))),
-                f"[yellow]{stale[key]}[/]" if key in stale else "",
+                stale.get(key, ""),
             )
     console.print(table)
     tests = sum(1 for uid in nodes if graph.nodes[uid].is_test)
@@ -151,7 +156,7 @@ def status(
         table.add_row(
             *(cells[c] for c in columns),
             _check_summary(statuses),
-            f"[yellow]{stale[key]}[/]" if key in stale else "",
+            stale.get(key, ""),
         )
     console.print(table)
 

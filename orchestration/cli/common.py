@@ -150,8 +150,9 @@ def _built_graph(project: Project, resolved, options):
     from assets import DuplicateAssetError, ManifestError
     from assets.dag import CycleError
     from orchestration.dbt import executor
+    from orchestration.dbt.rendering import run_translator
     from orchestration.engine.plan import asset_graph
-    from orchestration.settings import Settings, project_defaults, project_vars
+    from orchestration.settings import project_defaults
 
     with console.status("parsing the dbt project"):
         try:
@@ -174,7 +175,7 @@ def _built_graph(project: Project, resolved, options):
             project.is_headwater_dbt_project,
             python_specs,
             project.suites_dir,
-            Settings.load(project.root).translator(defaults, project_vars(project, options.vars)),
+            run_translator(project, resolved, options.vars),
             project.dlt_schemas(resolved.name),
         )
     except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:

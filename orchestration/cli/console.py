@@ -193,8 +193,9 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.engine.repor
 
 
 def state_table(report) -> Table:
-    """A stale-only run: each asset it built with why it was stale, then the fresh ones it kept, counted by why
-    when there are many (the run's artifact in Prefect and `headwater assets` list each)."""
+    """A stale-only run: each asset it built with why it was stale, each check it ran against an asset it kept
+    (new, changed or cut off) with why, then the fresh ones it kept, counted by why when there are many (the run's
+    artifact in Prefect and `headwater assets` list each)."""
     table = Table(title="Stale-only run: built because / kept fresh (`--all` builds everything)")
     table.add_column("asset", no_wrap=True)
     table.add_column("", no_wrap=True)
@@ -204,6 +205,12 @@ def state_table(report) -> Table:
         table.add_row(key, "[green]built[/]", why)
     if len(built) > MAX_ROWS:
         table.add_row(f"... {len(built) - MAX_ROWS} more built", "", "`headwater status` lists every asset")
+    checked = sorted(report.due_checks.items())
+    labels = {c.check.unique_id: c.check.id for c in report.checks}
+    for uid, why in checked[:MAX_ROWS]:
+        table.add_row(labels.get(uid, uid), "[green]checked[/]", why)
+    if len(checked) > MAX_ROWS:
+        table.add_row(f"... {len(checked) - MAX_ROWS} more checked", "", "`headwater checks` lists every check")
     fresh = sorted(report.fresh, key=lambda r: r.key)
     if len(fresh) <= 5:
         for result in fresh:

@@ -64,6 +64,8 @@ class RunChecks:
         self.outcomes: list[CheckOutcome] = []
         self.data_docs: Path | None = None
         self.errors: list[str] = []
+        self.planned: set[str] = set()
+        """Checks this run set out to evaluate: those without an outcome when a signal stops the run did not finish."""
         self.notes: list[str] = []
         """What the run repaired on its way (unreadable GX files an interrupted run left), shown with the summary."""
         self._gx: SuiteRunner | None = None
@@ -200,27 +202,37 @@ class RunChecks:
     # -- Great Expectations -----------------------------------------------------------------------------
     def suites(self, keys: Iterable[AssetKey]) -> None:
         """Run the GX suite of every key that has one, in the warehouse."""
+        self._run_gx(self._checks(keys, "gx"))
+
+    def run_due(self, checks: Iterable[CheckSpec]) -> None:
+        """Run these GX checks (due ones: new, changed or cut off) against their assets as they stand."""
+        self._run_gx([c for c in checks if c.kind == "gx"])
+
+    def _run_gx(self, checks: Iterable[CheckSpec]) -> None:
         by_key: dict[AssetKey, list[CheckSpec]] = {}
-        for check in self._checks(keys, "gx"):
+        for check in checks:
             by_key.setdefault(check.owned_key, []).append(check)
         if not by_key:
             return
         from quality.gx_runner import GxVersionError
         from quality.suites import Suite
 
+        for key_checks in by_key.values():  # planned, so that a run cut off before they finish names them
+            self.planned.update(c.unique_id for c in key_checks)
         try:
             runner = self._runner()
         except (GxVersionError, ImportError) as exc:
-            for checks in by_key.values():
-                for check in checks:
+            for key_checks in by_key.values():
+                for check in key_checks:
                     self.mirror.open(check.unique_id)
                     self._record(CheckOutcome(check, "error", None, str(exc)))
             return
         try:
-            for key, checks in sorted(by_key.items()):
-                for check in checks:
+            for key, key_checks in sorted(by_key.items()):
+                interrupts.at(f"the checks of {key}")
+                for check in key_checks:
                     self.mirror.open(check.unique_id)
-                suite = Suite(asset_key=key, path=Path(checks[0].path), checks=tuple(checks))
+                suite = Suite(asset_key=key, path=Path(key_checks[0].path), checks=tuple(key_checks))
                 outcomes = runner.run(suite, key.parts[0], key.parts[-1])
                 interrupts.check()  # GX may report an interrupted query as a failed expectation
                 for outcome in outcomes:

@@ -70,7 +70,11 @@ class MaterializeReport:
     state_note: str | None = None
     """Why a state-aware run built everything selected instead (a run log it could not read, ...)."""
     observed: list[Materialization] = field(default_factory=list)
-    """Sources Headwater does not load whose ``loaded_at_field`` this run saw move (recorded in the run log)."""
+    """Sources Headwater does not load whose data version this run saw move (recorded in the run log)."""
+    due_checks: dict[str, str] = field(default_factory=dict)
+    """Checks (unique id) a stale-only run ran although their asset was kept (new, changed, cut off), with why."""
+    data_versions: dict[str, str] = field(default_factory=dict)
+    """Data version of each relation the run built, read when it ended (``orchestration.warehouse.versions``)."""
 
     @property
     def fresh(self) -> list[AssetResult]:
@@ -115,6 +119,18 @@ class MaterializeReport:
     def unfinished(self) -> list[AssetResult]:
         """Assets an interruption left unbuilt."""
         return [r for r in self.assets.values() if r.status == "interrupted"]
+
+    @property
+    def unchecked(self) -> list[str]:
+        """Assets built in this run whose blocking checks a signal cut off: unfinished until those checks run
+        (``headwater retry`` runs exactly them; a stale-only run does too)."""
+        cut = {
+            c.check.subject
+            for c in self.checks
+            if c.status == "interrupted"
+            and (c.check.severity.value == "error" or c.check.kind in ("dbt_test", "unit_test"))
+        }
+        return sorted(k for k in cut if (r := self.assets.get(k)) is None or r.status != "interrupted")
 
     def dbt_counts(self) -> dict[str, int]:
         """dbt's end-of-run counts over the final status of every node it reported (``PASS=.. ERROR=..``)."""
@@ -161,11 +177,12 @@ class MaterializeInterrupted(Exception):
         if report is None:
             message = f"interrupted by {name} before the run was recorded; nothing changed"
         else:
-            left = len(report.unfinished)
-            message = (
-                f"interrupted by {report.interrupted}: {left} asset(s) did not finish (run {report.run_id}); "
-                "`headwater retry` runs them"
-            )
+            left, unchecked = len(report.unfinished), len(report.unchecked)
+            cut = sum(1 for c in report.checks if c.status == "interrupted")
+            message = f"interrupted by {report.interrupted}: {left} asset(s) did not finish"
+            if cut:
+                message += f", {cut} check(s) were cut off ({unchecked} asset(s) wait for their blocking checks)"
+            message += f" (run {report.run_id}); `headwater retry` runs them"
         super().__init__(message)
 
     def __reduce__(self):  # pickled with its report (Prefect persists state data)
@@ -179,13 +196,22 @@ def _rebuild_interrupted(report: MaterializeReport | None, exit_code: int, messa
     return stopped
 
 
-def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: str) -> None:
+def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: str, planned_checks: Any = ()) -> None:
     """Every asset the run selected and did not finish is recorded ``interrupted`` (so ``retry`` runs exactly those)
-    and its task run ends Interrupted; what finished, failed or was skipped stays as it is."""
+    and its task run ends Interrupted; so is every check it set out to run (its dbt tests, ``planned_checks``: the GX
+    checks it started) that has no result: an asset whose blocking checks were cut off is unfinished, and the next
+    stale-only run or ``retry`` runs those checks. What finished, failed or was skipped stays as it is."""
     from orchestration.engine.outcomes import Outcome
 
     graph = plan.graph
-    ended = ("success", "unchanged", "no-op", "failed", "skipped", "fresh")
+    checks = graph.checks_by_id()
+    done = {c.check.unique_id for c in report.checks}
+    wanted = [uid for uid in plan.dbt_nodes if uid in checks] + sorted(set(planned_checks))
+    for uid in dict.fromkeys(wanted):
+        if uid not in done:
+            report.checks.append(CheckOutcome(checks[uid], "interrupted", None, message, attempts=0))
+            mirror.finish(uid, Outcome.INTERRUPTED, message)
+    ended = ("success", "unchanged", "observed", "no-op", "failed", "skipped", "fresh")
     for key in sorted(plan.selected):
         spec = graph.specs[key]
         result = report.assets.get(str(key))
@@ -239,7 +265,8 @@ def alerts_for(graph: AssetGraph, report: MaterializeReport, run_url: str | None
 
 
 def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Materialization], list[CheckRecord]]:
-    """The run-log rows for this run."""
+    """The run-log rows for this run: each asset with the data version its relation had when the run ended (built
+    ones), each check with the definition it ran with."""
     materializations = []
     for result in sorted(report.assets.values(), key=lambda r: r.key):
         spec = _spec(graph, result.key)
@@ -256,6 +283,7 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
                 kind=result.kind,
                 message=result.message[:2000],
                 target=report.target,
+                data_version=_data_version(spec, result, report),
             )
         )
     materializations.extend(report.observed)
@@ -269,10 +297,18 @@ def records(graph: AssetGraph, report: MaterializeReport) -> tuple[list[Material
             status=c.status,
             failures=c.failures,
             message=c.message[:2000],
+            code_version=c.check.code_version,
         )
         for c in latest.values()
     ]
     return materializations, checks
+
+
+def _data_version(spec: Any, result: AssetResult, report: MaterializeReport) -> str | None:
+    """The data version of a relation this run wrote (built, or loaded by dlt), read when the run ended."""
+    if spec is None or result.status not in ("success", "unchanged", "observed"):
+        return None
+    return report.data_versions.get(spec.relation_name.lower())
 
 
 _ROWS = 50
@@ -320,6 +356,8 @@ def summary_markdown(report: MaterializeReport) -> str:
         lines += ["", f"Quarantined rows (kept with their reason in `<dataset>._headwater_quarantine`): {shown}"]
     if report.state_aware:
         state = [(k, "built", why) for k, why in sorted(report.stale.items())]
+        labels = {c.check.unique_id: c.check.id for c in report.checks}
+        state += [(labels.get(uid, uid), "checked", why) for uid, why in sorted(report.due_checks.items())]
         state += [(r.key, "fresh", r.message) for r in sorted(report.fresh, key=lambda r: r.key)]
         lines += ["", "## Stale-only run: why each asset was built or kept", ""]
         lines += ["| asset | | why |", "|---|---|---|"]

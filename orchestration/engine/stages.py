@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetKey, AssetKind
 from assets.checks import CheckOutcome, blocked_by
+from orchestration import interrupts
 from orchestration.dbt import executor
 from orchestration.dbt.executor import lost_connection
 from orchestration.engine.checkpoints import Checkpoints
@@ -126,6 +127,7 @@ def build_dbt(
             if not run:
                 continue
             whole = plan.whole_project and len(stages) == 1 and not held
+            interrupts.at("dbt build")  # named when a signal stops it (the suites between stages name themselves)
             segment.run(run, whole_project=whole)
             record_dbt(plan, segment.outcomes, report)
             dbt_checks = dbt_check_outcomes(graph, segment.outcomes)

@@ -19,6 +19,7 @@ from prefect.states import Completed, Failed
 from assets.checks import blocked_by
 from orchestration import interrupts
 from orchestration.dbt import executor
+from orchestration.dbt.rendering import run_translator
 from orchestration.dbt.state import state_lookup
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
@@ -33,7 +34,7 @@ from orchestration.engine.report import (
     records,
 )
 from orchestration.engine.stages import bad_assets, build_dbt
-from orchestration.engine.state import only_stale, raw_checks
+from orchestration.engine.state import due_suites, only_stale, raw_checks
 from orchestration.engine.tasks import mirrored_tasks
 from orchestration.errors import log_file, user_errors
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
@@ -45,7 +46,7 @@ from orchestration.prefect.ingest_stage import ingest as _ingest
 from orchestration.prefect.ingest_stage import regenerate_sources
 from orchestration.prefect.task_mirror import TaskRunMirror
 from orchestration.project import Project
-from orchestration.settings import Settings, project_defaults, project_vars
+from orchestration.settings import project_defaults
 from orchestration.warehouse.lock import asset_locks, lock_timeout, target_lock
 from orchestration.warehouse.run_log import RunLog
 from orchestration.warehouse.targets import Target, resolve_target
@@ -67,6 +68,7 @@ def materialize_flow(
     indirect_selection: str = "eager",
     build_all: bool = False,
     state: str | None = None,
+    rebuild: list[str] | None = None,
 ):
     """Ingest the selected sources, then build and check the selected assets that are stale on ``target`` (all of
     them with ``build_all`` or ``full_refresh``); the run's report is the flow's result.
@@ -116,6 +118,7 @@ def materialize_flow(
                 indirect_selection,
                 build_all,
                 state,
+                tuple(rebuild or ()),
             )
     except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
         failure = MaterializeInterrupted(None, exc)
@@ -144,6 +147,7 @@ def _materialize(
     indirect: str,
     build_all: bool = False,
     state_dir: str | None = None,
+    rebuild: tuple[str, ...] = (),
 ):
     log_file(project.data_dir)  # tracebacks of what the run reports in one line
     if project.is_headwater_dbt_project:
@@ -155,8 +159,9 @@ def _materialize(
     interrupts.at("preparing the manifest")
     manifest = executor.parse(project, resolved, options)
     defaults = project_defaults(project)
-    # the one translator, for every reader; the run's vars are part of the code version of nodes that read them
-    translator = Settings.load(project.root).translator(defaults, project_vars(project, options.vars))
+    # the one translator, for every reader; the run's vars as dbt renders them are part of the code version of the
+    # nodes that read them
+    translator = run_translator(project, resolved, options.vars)
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
     schemas = project.dlt_schemas(resolved.name)
@@ -237,7 +242,7 @@ def _materialize(
             get_run_logger().error("%s", report.state_note)
         elif not (build_all or options.full_refresh):
             interrupts.at("deciding what is stale")
-            plan = only_stale(plan, run_log, resolved, report, mirror)
+            plan = only_stale(plan, run_log, resolved, report, mirror, rebuild)
             if report.state_note:
                 get_run_logger().warning("%s", report.state_note)
         # raw tables are checked right after they land: freshness of every source the run reads, GX suites (of a
@@ -245,6 +250,8 @@ def _materialize(
         interrupts.at("the checks of the raw tables")
         checks.freshness(plan.freshness_keys)
         kept = raw_checks(plan, report, mirror, checks)
+        if report.due_checks:  # new, changed or cut-off GX checks of assets this run keeps: before their readers
+            due_suites(plan, report, checks, kept)
         interrupts.at("dbt build")
         build_dbt(
             project,
@@ -270,7 +277,10 @@ def _materialize(
     finally:
         interrupts.at("recording the run")
         if report.interrupted:
-            mark_unfinished(plan, report, mirror, f"not finished: the run was interrupted by {report.interrupted}")
+            merged = {c.check.unique_id for c in report.checks}  # the checks that finished before the signal count
+            report.checks.extend(o for o in checks.outcomes if o.check.unique_id not in merged)
+            message = f"not finished: the run was interrupted by {report.interrupted}"
+            mark_unfinished(plan, report, mirror, message, checks.planned)
         checks.close(build_docs=not report.interrupted)
         report.data_docs = str(checks.data_docs) if checks.data_docs else None
         report.alert_errors.extend(checks.errors)
@@ -290,6 +300,10 @@ def _materialize(
         report.disabled_notifiers = router.disabled
         if flow_run_id:
             publish_summary(report, mirror.ids)
+        try:  # what each relation the run wrote holds now: rows changed by hand later are seen against it
+            report.data_versions = _data_versions(resolved, plan.graph, report)
+        except Exception as exc:  # for the next decision; the run's record must be written whatever happens here
+            report.notes.append(f"data versions not read: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
         materializations, check_records = records(plan.graph, report)
         status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
         try:
@@ -333,6 +347,25 @@ class MaterializeFailed(Exception):
 
     def __reduce__(self):  # pickled with its report (Prefect persists state data)
         return (MaterializeFailed, (self.report,))
+
+
+def _data_versions(target: Target, graph: Any, report: MaterializeReport) -> dict[str, str]:
+    """The data version of every relation this run wrote (``orchestration.warehouse.versions``), by lower-case name."""
+    from assets import AssetKey
+    from orchestration.warehouse.versions import relation_versions
+
+    written = set()
+    for result in report.assets.values():
+        if result.status in ("success", "unchanged", "observed"):
+            try:
+                spec = graph.specs.get(AssetKey.parse(result.key))
+            except ValueError:
+                continue
+            if spec is not None and spec.builds:
+                written.add(spec.relation_name)
+    if not written or (target.type == "duckdb" and not Path(target.config["path"]).exists()):
+        return {}
+    return {name: version.value for name, version in relation_versions(target, written).items()}
 
 
 def _table_rows(target: Target, graph: Any) -> dict[str, int]:

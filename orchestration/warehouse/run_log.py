@@ -44,7 +44,11 @@ TABLE_ROWS = sa.Table(
 )
 """Rows each table held when a run on a DuckDB target ended: what readers show instead of opening the file a run
 may need to write (DuckDB admits one writer, and a reader holding the file makes that writer fail)."""
-_ADDED_COLUMNS = {"runs": ("vars", "flags", "project"), "materializations": ("data_version",)}
+_ADDED_COLUMNS = {
+    "runs": ("vars", "flags", "project"),
+    "materializations": ("data_version",),
+    "check_results": ("code_version",),
+}
 """Columns added since the first run logs were written: created on open when an older log lacks them."""
 MATERIALIZATIONS = sa.Table(
     "materializations",
@@ -72,6 +76,7 @@ CHECKS = sa.Table(
     sa.Column("status", sa.String(16)),
     sa.Column("failures", sa.BigInteger),
     sa.Column("message", sa.Text),
+    sa.Column("code_version", sa.Text),
 )
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from assets import AssetKey, AssetKind, AssetSpec, build_asset_graph
+from assets import AssetKey, AssetKind, AssetSpec, CheckSpec, Severity, build_asset_graph
 from assets.run_log import Materialization, stale_reasons
 
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
@@ -13,11 +13,13 @@ T0 = datetime(2026, 1, 1, 12, 0)
 
 
 def spec(key: str, *deps: str, code: str = "v1") -> AssetSpec:
+    """A model; a root says it reads nothing (``meta.headwater.inputs: none``), else its inputs would be unknown."""
     return AssetSpec(
         key=AssetKey.parse(key),
         kind=AssetKind.DBT_MODEL,
         deps=tuple(AssetKey.parse(d) for d in deps),
         code_version=code,
+        meta={} if deps else {"inputs": "none"},
     )
 
 
@@ -46,23 +48,26 @@ def test_fresh_graph_has_no_stale_assets() -> None:
 def _with_meta(key: str, **meta) -> AssetSpec:
     from dataclasses import replace
 
-    return replace(spec(key), meta=meta)
+    return replace(spec(key), meta={"inputs": "none", **meta})
 
 
 def test_an_unfinished_last_attempt_or_a_failed_blocking_check_is_stale_even_after_an_older_success() -> None:
     from assets.run_log import CheckRecord, stale_from_log
 
-    graph = build_asset_graph(python_assets=[spec("s.a"), spec("s.b"), spec("s.c")])
+    b, c = AssetKey.parse("s.b"), AssetKey.parse("s.c")
+    tests = [CheckSpec(b, "not_null"), CheckSpec(c, "warned", Severity.WARN)]
+    graph = build_asset_graph(python_assets=[spec("s.a"), spec("s.b"), spec("s.c")], checks=tests)
     successful = {k: done(k, 1) for k in ("s.a", "s.b", "s.c")}
     latest = {**successful, "s.a": Materialization("s.a", "run-2-abcdef", "skipped", 0, None, None)}
     checks = {
         ("s.b", "not_null"): (CheckRecord("s.b", "not_null", "r", "error", "fail", 3), None),
         ("s.c", "warned"): (CheckRecord("s.c", "warned", "r", "warn", "fail", 3), None),
+        ("s.c", "deleted_since"): (CheckRecord("s.c", "deleted_since", "r", "error", "fail", 3), None),
     }
     assert stale_from_log(graph, latest, successful, checks) == {
         AssetKey.parse("s.a"): "last attempt skipped (run run-2-ab)",
         AssetKey.parse("s.b"): "a blocking check on it failed in its last run",
-    }, "a failed warn check does not make s.c stale"
+    }, "a failed warn check does not make s.c stale, nor a failed check the project no longer has"
 
 
 def test_due_by_its_own_policy_always_or_past_max_age() -> None:
@@ -216,3 +221,137 @@ def test_upstream_data_is_seen_through_an_ephemeral_model() -> None:
         AssetKey.parse("s.view"): "code changed since last materialization",
         AssetKey.parse("s.mart"): "upstream s.view is stale",
     }
+
+
+def test_a_var_whose_value_dbt_renders_is_hashed_rendered_and_an_unrenderable_one_makes_readers_unknown() -> None:
+    """Issue 29 finding 1: the code version holds what dbt renders (the value of X for
+    ``x: "{{ env_var('X', 'p1') }}"``), never the text of the YAML, which does not change."""
+    from assets.code_versions import Unrendered, node_code_version
+
+    reader = {"checksum": {"checksum": "a"}, "raw_code": "select '{{ var(\"x\") }}' as x", "depends_on": {}}
+    p1, p2 = node_code_version(reader, {}, {"x": "p1"}), node_code_version(reader, {}, {"x": "p2"})
+    assert p1.value and p2.value and p1.value != p2.value
+    broken = node_code_version(reader, {}, {"x": Unrendered("{{ my_macro() }}", "UndefinedMacroError: my_macro")})
+    assert broken.value is None and broken.unknown == (
+        "var 'x' cannot be rendered as dbt would (UndefinedMacroError: my_macro)"
+    )
+    nested = node_code_version(reader, {}, {"pkg": {"x": Unrendered("{{ y() }}", "why")}})
+    assert nested.value is None and "'pkg.x'" in nested.unknown, "a package's vars are vars too"
+    plain = {"checksum": {"checksum": "b"}, "raw_code": "select 1", "depends_on": {}}
+    assert node_code_version(plain, {}, {"x": Unrendered("{{ y() }}", "why")}).value is not None
+
+
+def test_an_enforced_contracts_constraints_are_part_of_the_models_code_version() -> None:
+    """Adding a not_null constraint to an enforced contract rebuilds the model, as dbt would (finding 2)."""
+    from assets.code_versions import code_version_of
+
+    model = {
+        "resource_type": "model",
+        "checksum": {"checksum": "a"},
+        "config": {"contract": {"enforced": True}},
+        "columns": {"id": {"name": "id", "data_type": "integer", "constraints": []}},
+        "depends_on": {},
+    }
+    constrained = {**model, "columns": {"id": {"data_type": "integer", "constraints": [{"type": "not_null"}]}}}
+    assert code_version_of(model, {}) != code_version_of(constrained, {})
+    loose = {**model, "config": {"contract": {"enforced": False}}}
+    loose_constrained = {**constrained, "config": {"contract": {"enforced": False}}}
+    assert code_version_of(loose, {}) == code_version_of(loose_constrained, {}), "unenforced: dbt ignores them"
+
+
+def test_a_checks_code_version_moves_with_its_arguments_config_and_macros_and_nothing_else() -> None:
+    from assets.code_versions import gx_code_version, unit_test_code_version
+    from assets.dbt_manifest import DbtTranslator
+
+    translator = DbtTranslator()
+    translator.macros = {"macro.dbt.test_accepted_values": {"macro_sql": "select 1", "depends_on": {"macros": []}}}
+    test = {
+        "resource_type": "test",
+        "checksum": {"name": "none", "checksum": ""},
+        "raw_code": "{{ test_accepted_values(**_dbt_generic_test_kwargs) }}",
+        "test_metadata": {"name": "accepted_values", "kwargs": {"values": ["a", "b"], "column_name": "s"}},
+        "config": {"severity": "ERROR", "where": None, "meta": {}},
+        "depends_on": {"macros": ["macro.dbt.test_accepted_values"]},
+    }
+    base = translator.get_check_code_version(test)
+    assert base is not None
+    narrowed = {**test, "test_metadata": {"name": "accepted_values", "kwargs": {"values": ["a"], "column_name": "s"}}}
+    assert translator.get_check_code_version(narrowed) != base
+    assert translator.get_check_code_version({**test, "config": {**test["config"], "where": "x > 0"}}) != base
+    assert translator.get_check_code_version({**test, "config": {**test["config"], "meta": {"o": 1}}}) == base
+    unit = {"resource_type": "unit_test", "given": [{"rows": [{"a": 1}]}], "expect": {"rows": [{"a": 1}]}}
+    assert unit_test_code_version(unit) != unit_test_code_version({**unit, "expect": {"rows": [{"a": 2}]}})
+    assert gx_code_version("expect_x", {"column": "a"}, "error") != gx_code_version("expect_x", {"column": "a"}, "warn")
+
+
+def _checked(*checks):
+    from assets.specs import CheckSpec
+
+    return [
+        CheckSpec(AssetKey.parse(k), n, unique_id=f"{kind}.{k}.{n}", kind=kind, code_version=v)
+        for k, n, kind, v in checks
+    ]
+
+
+def test_due_checks_are_new_changed_cut_off_skipped_errored_or_older_than_their_asset() -> None:
+    """Finding 2 and 3: a check whose last result does not judge its asset as it stands runs; one whose does, not."""
+    from assets.run_log import CheckRecord, due_checks
+
+    checks = _checked(
+        ("s.a", "same", "gx", "v1"),
+        ("s.a", "new", "gx", "v1"),
+        ("s.a", "changed", "dbt_test", "v2"),
+        ("s.a", "cut", "gx", "v1"),
+        ("s.a", "skip", "gx", "v1"),
+        ("s.a", "errored", "gx", "v1"),
+        ("s.a", "unversioned", "dbt_test", None),
+        ("s.a", "legacy", "gx", "v1"),
+        ("s.b", "older", "gx", "v1"),
+        ("s.a", "fresh_only", "freshness", None),
+    )
+    graph = build_asset_graph(python_assets=[spec("s.a"), spec("s.b")], checks=checks)
+    ended = T0 + timedelta(minutes=30)
+
+    def record(name: str, status: str = "pass", version: str | None = "v1", key: str = "s.a"):
+        return (key, name), (CheckRecord(key, name, "run-1-abcdef", "error", status, code_version=version), ended)
+
+    log = dict(
+        [
+            record("same"),
+            record("changed", version="v1"),
+            record("cut", "interrupted"),
+            record("skip", "skipped"),
+            record("errored", "error"),
+            record("unversioned"),
+            record("legacy", version=None),
+            record("older", key="s.b"),
+        ]
+    )
+    successful = {"s.a": done("s.a", 10), "s.b": done("s.b", 45)}  # s.b rebuilt after its check last ran
+    due = {uid.split(".", 3)[-1]: why for uid, why in due_checks(graph, log, successful=successful).items()}
+    assert sorted(due) == ["changed", "cut", "errored", "legacy", "new", "older", "skip", "unversioned"]
+    assert due["new"] == "new: it has never run"
+    assert due["changed"] == "its definition changed since its last result (run run-1-ab)"
+    assert due["cut"] == "it did not finish in run run-1-ab (interrupted)"
+    assert due["older"] == "it has not run since s.b was built"
+    only_b = {AssetKey.parse("s.b")}
+    assert set(due_checks(graph, log, keys=only_b, successful=successful)) == {"gx.s.b.older"}
+    assert not due_checks(graph, log, keys=only_b), "without a later build of s.b, its check's result stands"
+
+
+def test_rows_changed_by_hand_and_unknown_inputs_make_an_asset_stale() -> None:
+    """Findings 4 and 5: a relation whose data version moved since its build, and a model that names no input."""
+    from dataclasses import replace
+
+    reads_files = AssetSpec(AssetKey.parse("s.files"), AssetKind.DBT_MODEL, code_version="v1")
+    declared = replace(reads_files, key=AssetKey.parse("s.calendar"), meta={"inputs": "none"})
+    graph = build_asset_graph(python_assets=[spec("s.a"), spec("s.b", "s.a"), reads_files, declared])
+    successful = {k: replace(done(k, 1), data_version="rows:5") for k in ("s.a", "s.b", "s.files", "s.calendar")}
+    versions = {"s.a": "rows:4", "s.b": "rows:5"}
+    reasons = {str(k): v for k, v in stale_reasons(graph, successful, versions=versions).items()}
+    assert reasons["s.a"] == "its rows changed outside Headwater since it was built (5 rows -> 4 rows)"
+    assert reasons["s.b"] == "upstream s.a is stale"
+    assert reasons["s.files"].startswith("its inputs are unknown: it has no ref() or source()")
+    assert "s.calendar" not in reasons, "meta.headwater.inputs: none says it reads nothing"
+    unrecorded = {**successful, "s.a": done("s.a", 1)}
+    assert "s.a" not in {str(k) for k in stale_reasons(graph, unrecorded, versions=versions)}, "no baseline"
