@@ -8,6 +8,7 @@ key everywhere.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assets import DbtTranslator
 from assets.specs import RunPolicy
@@ -54,6 +57,7 @@ class Settings:
         document = read_yaml(path, _FIX) or {}
         if not isinstance(document, dict):
             raise ConfigFileError(f"{path}: expected a mapping of settings; {_FIX}")
+        check_document(path, document)
         modules = document.get("python_assets") or []
         translator = document.get("dbt_translator")
         if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
@@ -115,6 +119,175 @@ def _with_vars(
 _CACHE: dict[Path, tuple[int, Settings]] = {}
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class NotifierSettings(_Section):
+    """One notifier of ``alerts.notifiers``: where an alert goes (``${VARIABLE}`` read from the environment)."""
+
+    type: str
+    url: str | None = None
+    routing_key: str | None = None
+
+
+class RouteSettings(_Section):
+    """One route of ``alerts.routes``: the notifiers for the assets of an owner or a tag (neither: every asset)."""
+
+    notify: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    tag: str | None = None
+
+
+class AlertSettings(_Section):
+    """``alerts:``: the notifiers and the routes from assets to them."""
+
+    notifiers: dict[str, NotifierSettings] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+
+
+class FailureAutomationSettings(_Section):
+    """``automations.flow-run-failed:``: the notifiers Prefect's server posts to when a deployment's run fails."""
+
+    notify: list[str] = Field(default_factory=list)
+
+
+class AutomationsSettings(_Section):
+    """``automations:``: Prefect automations ``headwater deploy`` registers."""
+
+    flow_run_failed: FailureAutomationSettings | None = Field(default=None, alias="flow-run-failed")
+
+
+class PolicySettings(_Section):
+    """One entry of ``automation:``: a selection and the policy that runs it (``assets.automation``)."""
+
+    select: str | None = None
+    exclude: str | None = None
+    name: str | None = None
+    on_upstream_update: bool | dict[str, Any] | None = None
+    on_cron: str | None = None
+    on_missing: bool | None = None
+    max_age: str | int | float | None = None
+
+
+class SettingsDocument(_Section):
+    """The whole of ``headwater.yml``: every section typed, so that a misspelt key is an error, never ignored."""
+
+    python_assets: list[str] | None = None
+    dbt_translator: str | None = None
+    alerts: AlertSettings | None = None
+    automations: AutomationsSettings | None = None
+    automation: dict[str, PolicySettings] | None = None
+
+
+def check_document(path: Path, document: Mapping[str, Any], model: type[BaseModel] = SettingsDocument) -> None:
+    """Every key of ``document`` is one the settings know, with a value of the right shape.
+
+    Raises:
+        ConfigFileError: every problem at once, one line each: ``<file>:<line>: <where>: <what>``, with the nearest
+            known key for a misspelt one (``alert`` -> ``alerts``).
+    """
+    try:
+        model.model_validate(document)
+    except ValidationError as exc:
+        lines = _key_lines(path)
+        problems: dict[str, int] = {}
+        for error in exc.errors():
+            location = tuple(p for p in error["loc"] if p not in _UNION_TAGS)
+            line = lines.get(location) or lines.get(location[:-1]) or 1
+            if error["type"] == "extra_forbidden":
+                parent = _dotted(location[:-1]) or "the top level"
+                known = _known_keys(model, location[:-1])
+                close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.5)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                text = f"{path}:{line}: unknown key {location[-1]!r} in {parent}; {hint}known: {', '.join(known)}"
+            else:
+                head = f"{path}:{line}: {_dotted(location) or 'the document'}: "
+                said = next((t for t in problems if t.startswith(head)), None)  # a union: one line, each way
+                message = error["msg"][:1].lower() + error["msg"][1:]
+                text = f"{said} or {message.removeprefix('input ')}" if said else head + message
+                if said:
+                    del problems[said]
+            problems.setdefault(text, line)
+        raise ConfigFileError("\n".join(sorted(problems, key=lambda t: (problems[t], t)))) from None
+
+
+_UNION_TAGS = frozenset({"bool", "dict[str,any]", "str", "int", "float"})
+"""Names pydantic puts in an error's location for the member of a union it tried: not keys of the file."""
+
+
+def _dotted(location: tuple[Any, ...]) -> str:
+    """``alerts.routes[1].notify`` for ``("alerts", "routes", 0, "notify")`` (list items counted from 1)."""
+    text = ""
+    for part in location:
+        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``location`` (a path of keys and list indexes) of ``model``'s document."""
+    current: Any = model
+    parts = list(location)
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part)) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+        if isinstance(current, tuple):  # a mapping or list of models: the next part is a name or an index
+            current = current[0]
+            if parts:
+                parts.pop(0)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(f.alias or name for name, f in current.model_fields.items())
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model ``annotation`` holds: ``X`` for ``X`` or ``X | None``, ``(X,)`` for ``dict[str, X]`` or
+    ``list[X]``; None when it holds none."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (dict, list):
+        inner = _inner_model(typing.get_args(annotation)[-1])
+        return (inner,) if isinstance(inner, type) else None
+    if origin in (typing.Union, types.UnionType):
+        found = [m for m in (_inner_model(a) for a in typing.get_args(annotation)) if m is not None]
+        return found[0] if found else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _key_lines(path: Path) -> dict[tuple[Any, ...], int]:
+    """The line (1-based) of every key and list item of a YAML file, by its path of keys and indexes."""
+    import yaml
+
+    try:
+        root = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    found: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: Any, at: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*at, getattr(key, "value", None))
+                found[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                found[(*at, index)] = item.start_mark.line + 1
+                walk(item, (*at, index))
+
+    walk(root, ())
+    return found
+
+
 def settings_document(path: Path, fix: str) -> Mapping[str, Any]:
     """The document at ``path``: a project's headwater.yml through :meth:`Settings.load` (read once per version),
     another file (``HEADWATER_ALERTS_FILE``) as it is.
@@ -126,7 +299,10 @@ def settings_document(path: Path, fix: str) -> Mapping[str, Any]:
     if path.name == FILE:
         return Settings.load(path.parent).document
     document = read_yaml(path, fix) or {}
-    return document if isinstance(document, dict) else {}
+    if not isinstance(document, dict):
+        return {}
+    check_document(path, document)
+    return document
 
 
 def _dbt_project_vars(project: Project) -> dict[str, Any]:

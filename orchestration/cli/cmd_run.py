@@ -53,12 +53,26 @@ def _run_flow(project: Project, resolved, **parameters) -> None:
     (128 + the signal's number when a signal interrupted it)."""
     from orchestration import interrupts
 
+    _check_settings(project)  # a typo in headwater.yml is one line here, never a failed flow run
     server = _local_server(project)  # first: it boots on the other core while this process prepares
     if project.is_headwater_dbt_project:
         ensure_demo(project)
     interrupts.on_exit(_release)  # a second signal ends the process at once: still without leaked semaphores
     with _prefect_settings(server):
         _run_and_report(project, resolved, server, parameters)
+
+
+def _check_settings(project: Project) -> None:
+    """headwater.yml (and an alerts file of its own) as the run will read them: every key known, every shape right."""
+    from orchestration.errors import ConfigFileError
+    from orchestration.notify.alerts import AlertConfigError, alerts_file, load_router
+    from orchestration.settings import Settings
+
+    try:
+        Settings.load(project.root)
+        load_router(alerts_file(project.root))
+    except (ConfigFileError, AlertConfigError) as exc:
+        raise _fail(str(exc)) from None
 
 
 @contextlib.contextmanager
