@@ -6,14 +6,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import dlt
 import pyarrow
 from dlt.common.destination import Destination
+from dlt.common.libs.pyarrow import PyToArrowConversionException
 from dlt.common.schema import Schema
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.extract.exceptions import ResourceExtractionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion._compat import conversion_field
 from ingestion.contracts import QUARANTINE_TABLE, resource_names
 from ingestion.registry import SourceDefinition, SourcePaths
 
@@ -32,6 +36,11 @@ class LoadResult:
     """Rows of this run that a contract rejected, per table (kept in ``<dataset>._headwater_quarantine``)."""
     quarantine_reasons: dict[str, list[str]] = field(default_factory=dict)
     """Per table, the most frequent rejection reasons with their counts."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Tables whose reader failed (a value its column type cannot take), with why: nothing of them was loaded and
+    their cursors did not move; the source's other tables loaded."""
+    errors: dict[str, BaseException] = field(default_factory=dict, repr=False, compare=False)
+    """The failure of each table of ``failed``, with its chain (for the run's log file)."""
 
     @property
     def total_rows(self) -> int:
@@ -79,26 +88,41 @@ def run_source(
             pipeline.normalize()
             recovered_ids = list(pipeline.load().loads_ids)
             recovered = _rows_of_loads(pipeline, recovered_ids)
-    source = definition.build(paths)
-    if tables is not None:
-        source = source.with_resources(*resource_names(tables, source.resources))
-    try:
-        with _interruptions_pass_through():
-            info = pipeline.run(source, loader_file_format="parquet", refresh="drop_data" if full_refresh else None)
-    except PipelineStepFailed as exc:
-        violation = _contract_violation(exc)
-        if violation is None and exc.step == "extract":
-            raise SourceFailed(definition, exc) from exc  # the traceback stays in the chain (and the log)
-        if violation is None:
-            raise
-        # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the
-        # incremental cursor where it was, so the same rows come again once the contract or source is fixed
-        pipeline.abort_packages()
-        raise ContractViolation(definition, violation) from None
-    finally:
-        # Arrow's allocator keeps what normalizing freed for Arrow's next use: give it back before dbt and GX run
-        # (measured: ~25 MiB of a demo run's RSS, ~10-20 MiB of its peak)
-        pyarrow.default_memory_pool().release_unused()
+    wanted = list(tables) if tables is not None else list(definition.tables)
+    failed: dict[str, str] = {}
+    errors: dict[str, BaseException] = {}
+    while True:
+        source = definition.build(paths)
+        if tables is not None or failed:
+            source = source.with_resources(*resource_names(wanted, source.resources))
+        try:
+            with _interruptions_pass_through():
+                refresh = "drop_data" if full_refresh else None
+                info = pipeline.run(source, loader_file_format="parquet", refresh=refresh)
+            break
+        except PipelineStepFailed as exc:
+            violation = _contract_violation(exc)
+            if violation is None and exc.step == "extract":
+                table = _failing_table(exc, wanted)
+                if table is None or wanted == [table]:
+                    raise SourceFailed(definition, exc, table, failed) from exc  # the traceback stays in the chain
+                # one table's reader failed (a value its type cannot take): nothing was extracted for any table;
+                # the others load without it, the failed one keeps its rows and its incremental cursor
+                failure = SourceFailed(definition, exc, table)
+                failure.__cause__ = exc  # the whole chain, down into dlt, for the run's log file
+                failed[table], errors[table] = str(failure), failure
+                wanted.remove(table)
+                continue
+            if violation is None:
+                raise
+            # a frozen contract stops the load; drop the package so the pipeline is not blocked, and leave the
+            # incremental cursor where it was, so the same rows come again once the contract or source is fixed
+            pipeline.abort_packages()
+            raise ContractViolation(definition, violation) from None
+        finally:
+            # Arrow's allocator keeps what normalizing freed for Arrow's next use: give it back before dbt and GX
+            # run (measured: ~25 MiB of a demo run's RSS, ~10-20 MiB of its peak)
+            pyarrow.default_memory_pool().release_unused()
     normalize = pipeline.last_trace.last_normalize_info
     counts = normalize.row_counts if normalize else {}
     rows = {table: n for table, n in counts.items() if not table.startswith(("_dlt", QUARANTINE_TABLE))}
@@ -117,7 +141,24 @@ def run_source(
         recovered_packages=len(recovered_ids),
         quarantined=quarantined,
         quarantine_reasons=reasons,
+        failed=failed,
+        errors=errors,
     )
+
+
+def _failing_table(exc: PipelineStepFailed, tables: Sequence[str]) -> str | None:
+    """The table whose resource raised during extraction (its pipe: the table, ``<table>_rows`` for a contracted
+    table, ``<table>__quarantine``), or None when the failure names none of ``tables``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ResourceExtractionError):
+            pipe = str(seen.pipe_name)
+            for name in (pipe, pipe.removesuffix("_rows"), pipe.removesuffix("__quarantine")):
+                if name in tables:
+                    return name
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextmanager
@@ -148,19 +189,54 @@ class ContractViolation(RuntimeError):
 
 
 class SourceFailed(RuntimeError):
-    """Reading the source failed (a value its reader cannot convert, a broken connection): nothing of the run was
-    loaded and the incremental cursor stayed where it was."""
+    """Reading the source failed (a value its reader cannot convert, a broken connection): nothing of the failing
+    table (or of the source, when no table can be told) was loaded and its incremental cursor stayed where it was."""
 
-    def __init__(self, definition: SourceDefinition, error: PipelineStepFailed) -> None:
-        cause: BaseException = error.exception
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        detail = str(error.exception).strip().splitlines()[0] if str(error.exception).strip() else repr(cause)
+    def __init__(
+        self,
+        definition: SourceDefinition,
+        error: PipelineStepFailed,
+        table: str | None = None,
+        others_failed: dict[str, str] | None = None,
+    ) -> None:
+        self.table = table
+        conversion = _find(error, PyToArrowConversionException)
+        column = conversion_field(conversion) if conversion is not None else ""
+        where = f"{definition.dataset}.{table}" if table else f"source {definition.name} ({definition.dataset})"
+        if conversion is not None and column:
+            cause = conversion.__cause__ or conversion.__context__
+            detail = _first(cause) if cause is not None else _first(conversion)
+            what = f"column {column} holds a value its type {conversion.data_type} cannot take ({detail})"
+        else:
+            what = _first(error.exception) or repr(error.exception)
+        scope = (
+            "Nothing of this table was loaded and its incremental cursor was not moved"
+            if table
+            else "Nothing from this run was loaded and the incremental cursor was not moved"
+        )
+        also = f" ({len(others_failed)} more table(s) failed likewise)" if others_failed else ""
         super().__init__(
-            f"source {definition.name} ({definition.dataset}): {detail}. Nothing from this run was loaded and the "
-            f"incremental cursor was not moved, so the rows come again once the source is fixed; then rerun "
+            f"{where}: {what}.{also} {scope}, so the rows come again once the source is fixed; then rerun "
             f"`headwater ingest {definition.name}`."
         )
+
+
+def _find(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of ``kind`` in ``exc``'s chain (causes, contexts, a dlt step's wrapped exception)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
+    return None
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def _contract_violation(exc: BaseException) -> DataValidationError | None:

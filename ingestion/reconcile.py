@@ -38,6 +38,8 @@ class Reconciliation:
     sampled: int = 0
     compared: int = 0
     notes: list[str] = field(default_factory=list)
+    eligible: int = 0
+    """Rows the sample was drawn from (same key and cursor on both sides): what a sample's share stands for."""
 
     @property
     def total(self) -> int:
@@ -51,10 +53,18 @@ class Reconciliation:
             ("deleted at the source, still in the warehouse", self.deleted),
             ("never loaded (behind the incremental cursor)", self.missing),
             ("with another cursor at the source (a missed update)", self.stale),
-            ("changed at the source without a newer cursor (in a sample)", self.changed),
         ):
             if keys:
                 parts.append(f"{len(keys)} {what}, e.g. {', '.join(str(k) for k in keys[:3])}")
+        if self.changed:  # a sample: its count is not the table's; say both
+            share = len(self.changed) / max(self.sampled, 1)
+            estimate = max(len(self.changed), round(share * max(self.eligible, self.sampled)))
+            about = f" (about {estimate:,} of its {self.eligible:,} rows)" if self.eligible > self.sampled else ""
+            examples = ", ".join(str(k) for k in self.changed[:3])
+            parts.append(
+                f"{len(self.changed)} of {self.sampled:,} sampled rows changed at the source without a newer cursor"
+                f"{about}, e.g. {examples}"
+            )
         return "; ".join(parts) + f"; `headwater ingest --full-refresh {source}` reloads the source and repairs them"
 
 
@@ -138,6 +148,7 @@ def reconcile(
         tuple(changed),
         sampled=len(source_rows or {}),
         compared=len(source),
+        eligible=len(source.keys() & warehouse.keys()) - len(stale),
     )
 
 

@@ -65,6 +65,9 @@ def _in_cleanup(frame: FrameType | None) -> bool:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    if _shielded and not _received:  # recording what the run did: noted, the record is written first (bounded)
+        _received.append(signum)
+        return
     if not _received and _in_cleanup(frame):
         now = time.monotonic()
         if not _deferred or now - _deferred[0] < _DEFER_AT_MOST:
@@ -100,6 +103,21 @@ def interruptible() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+_shielded: list[bool] = []
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Within the block a first signal is noted (:func:`received`), not raised: the run's record is being written,
+    and a record cut in half leaves a run 'running' that did everything. The block's steps are bounded and skip what
+    is optional once a signal is noted (:func:`received`); a second signal still ends the process at once."""
+    _shielded.append(True)
+    try:
+        yield
+    finally:
+        _shielded.pop()
 
 
 def received() -> Interrupted | None:

@@ -205,7 +205,38 @@ def _expectation(gx: Any, expectation: str, kwargs: dict[str, Any], name: str) -
         impl = get_expectation_impl(expectation)
     except Exception:
         raise ValueError(f"unknown expectation {expectation!r} in Great Expectations {gx.__version__}") from None
-    return impl(**kwargs, meta={"headwater_check": name})
+    try:
+        return impl(**kwargs, meta={"headwater_check": name})
+    except Exception as exc:  # pydantic's error lists each field on lines of its own: say them on one
+        problem = _arguments_problem(exc, impl, kwargs)
+        if problem is None:
+            raise
+        raise ValueError(f"{expectation}: {problem}") from None
+
+
+def _arguments_problem(exc: Any, impl: Any, kwargs: dict[str, Any]) -> str | None:
+    """A GX declaration's argument errors on one line: each unknown argument with the nearest known one, each
+    missing argument, each bad value (None when ``exc`` is no validation error)."""
+    import difflib
+
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return None
+    fields = getattr(impl, "__fields__", None) or getattr(impl, "model_fields", None) or {}
+    known = sorted(n for n in fields if n not in ("meta", "id", "notes", "description", "rendered_content"))
+    missing = [str(e["loc"][0]) for e in errors() if e.get("loc") and "missing" in str(e.get("type", ""))]
+    parts = []
+    for error in errors():
+        where = str(error["loc"][0]) if error.get("loc") else "?"
+        kind = str(error.get("type", ""))
+        if "extra" in kind:
+            close = difflib.get_close_matches(where, [*missing, *known], n=1, cutoff=0.6)
+            parts.append(f"unknown argument {where!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif "missing" in kind:
+            parts.append(f"missing argument {where!r}")
+        else:
+            parts.append(f"{where}: {error.get('msg', kind)}")
+    return "; ".join(parts) + (f"; its arguments: {', '.join(known)}" if known else "") if parts else None
 
 
 def _outcome(check: Any, item: Any) -> CheckOutcome:

@@ -152,3 +152,26 @@ def test_dbt_still_renders_a_var_in_its_base_context_with_the_invocation_environ
     text = "{{ env_var('X', 'd') }}/{{ var('y') }}/{{ target.name }}"
     assert render_with_dbt(text, {"y": 2}, {"X": "given"}, {"name": "dev"}) == "given/2/dev"
     assert get_invocation_context().env["X"] == "before", "the invocation's environment is put back"
+
+
+def test_prefects_event_and_log_workers_still_drain_with_a_timeout() -> None:
+    """``orchestration.prefect._compat.drain_event_and_log_queues``: the CLI's last step before it exits."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    from orchestration.prefect._compat import drain_event_and_log_queues
+
+    for worker in (EventsWorker, APILogWorker):
+        assert "timeout" in inspect.signature(worker.drain_all).parameters, worker
+    drain_event_and_log_queues(0.1)  # nothing queued: returns at once
+
+
+def test_dlt_still_keeps_the_column_of_a_failed_arrow_conversion() -> None:
+    """``ingestion._compat.conversion_field``: a table whose reader fails names the column from dlt's exception."""
+    from dlt.common.libs.pyarrow import PyToArrowConversionException
+
+    from ingestion._compat import conversion_field
+
+    exc = PyToArrowConversionException("bigint", None, field_name="quantity", table_name="order_items")
+    assert conversion_field(exc) == "quantity" and exc.data_type == "bigint"
+    assert conversion_field(ValueError("x")) == ""

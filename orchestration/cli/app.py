@@ -119,8 +119,10 @@ def ingest(
                         f"{definition.name}: finished {result.recovered_packages} load package(s) an interrupted "
                         "run left pending"
                     )
+                failures.extend(result.failed.values())  # a table whose reader failed; the others loaded
                 for name in definition.tables:
-                    table.add_row(definition.name, f"{definition.dataset}.{name}", f"{result.rows.get(name, 0):,}")
+                    rows = "[red]failed[/]" if name in result.failed else f"{result.rows.get(name, 0):,}"
+                    table.add_row(definition.name, f"{definition.dataset}.{name}", rows)
     except (TargetBusy, WarehouseUnreachable) as exc:
         raise _fail(str(exc)) from None
     console.print(table)
@@ -257,9 +259,10 @@ def retry(
     dbt_project: DbtProject = None,
     profiles_dir: ProfilesDir = None,
 ) -> None:
-    """Re-run only the assets that failed or were skipped in the last run on the target, with the assets whose
-    blocking checks failed (re-materialized and re-checked, so a still-failing check keeps blocking), with the
-    last run's vars and flags unless given."""
+    """Re-run what the last run on the target did not finish: the assets that failed or were skipped (with the
+    assets whose blocking checks failed: re-materialized and re-checked, so a still-failing check keeps blocking),
+    and the checks a signal cut off or that were skipped (run against their assets as they stand), with the last
+    run's vars and flags unless given."""
     from orchestration.warehouse.run_log import RunLog
 
     project = _project(project_dir, dbt_project, profiles_dir)
@@ -272,49 +275,21 @@ def retry(
     options = _options(vars) if vars is not None else _options(None)
     run_vars = dict(options.vars) if vars is not None else dict(last.get("vars") or {})
     graph = retrying.retry_graph(project, resolved, run_vars)
-    if last.get("ended_at") is None:
-        todo, checks_todo = retrying.unfinished(graph, log, last), []
-    else:
-        unfinished = ("failed", "skipped", "interrupted")
-        failed = {m.asset_key for m in log.materializations(last["run_id"]) if m.status in unfinished}
-        records = log.check_records(last["run_id"])
-        by_subject = {(c.subject, c.name): c for c in graph.checks}
-        checks_todo = sorted(
-            by_subject[(c.asset_key, c.check_name)].unique_id
-            for c in records
-            if c.status in ("fail", "error")
-            and (c.asset_key, c.check_name) in by_subject
-            and (c.severity == "error" or by_subject[(c.asset_key, c.check_name)].kind in ("dbt_test", "unit_test"))
-        )
-        blocking = {c.asset_key for c in records if c.severity == "error" and c.status in ("fail", "error")}
-        tested = {
-            by_subject[(c.asset_key, c.check_name)].subject
-            for c in records
-            if (c.asset_key, c.check_name) in by_subject
-            and by_subject[(c.asset_key, c.check_name)].unique_id in checks_todo
-        }
-        todo = sorted(k for k in failed | blocking | tested if retrying.is_key(graph, k))
-        hooks = sorted(k for k in failed if not retrying.is_key(graph, k))
-        if hooks:
-            console.print(f"[yellow]{', '.join(hooks)} failed last time[/]: hooks run again with every dbt invocation")
-    if not todo and not checks_todo:
-        console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets or failed checks")
+    todo = retrying.what_to_retry(graph, log, last)
+    if todo.nothing:
+        console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets or unfinished checks")
         return
-    shown = [*todo, *(c for c in checks_todo)]
-    console.print(
-        f"retrying {len(shown)} asset(s) and check(s) of run {last['run_id']}: "
-        f"{', '.join(shown[:10])}{' ...' if len(shown) > 10 else ''}"
-    )
+    console.print(todo.headline(last["run_id"]))
     _run_flow(
         project,
         resolved,
-        selection=[*(f"key:{k}" for k in todo), *retrying.check_selectors(graph, checks_todo)],
+        selection=todo.selection(graph),
         exclude=None,
         retries=None,
         vars=run_vars,
         full_refresh=flags.get("full_refresh", False) if full_refresh is None else full_refresh,
         threads=threads if threads is not None else flags.get("threads"),
-        build_all=True,  # what retry selects runs again, stale or not (a failed warn-severity test reruns too)
+        rebuild=todo.rebuild,  # built whatever else holds; the rest of the selection runs only what is due
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )

@@ -112,7 +112,7 @@ def _run_and_report(project: Project, resolved, server, parameters: dict) -> Non
             if server is not None:
                 server.stop()
             raise typer.Exit(code=report.exit_code)
-        _finish(report.report, report.exit_code, server)
+        _finish(report.report, report.exit_code, server, hurry=True)
     if isinstance(report, MaterializeFailed):
         report = report.report
     if isinstance(report, BaseException) or not hasattr(report, "ok"):
@@ -223,25 +223,26 @@ def _print_failures(report) -> None:
         shown += 1
 
 
-def _finish(report, code: int, server=None) -> None:
+def _finish(report, code: int, server=None, hurry: bool = False) -> None:
     """End the process once every record is safe.
 
     With Headwater's local server, wait until it has recorded the run's task runs (events are stored
     asynchronously), then stop it. Flush the event and log queues, release DuckDB, and exit without the
-    interpreter's slow teardown of dbt's objects (~1.5 s).
+    interpreter's slow teardown of dbt's objects (~1.5 s). ``hurry`` (a signal stopped the run): each wait is a few
+    seconds at most, so the process ends within a container's grace period; what is not sent by then is lost to
+    Prefect's UI only (the run log holds the run).
     """
     import os
     import sys
 
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
+    from orchestration.prefect._compat import drain_event_and_log_queues
 
-    EventsWorker.drain_all(timeout=120)
-    APILogWorker.drain_all(timeout=120)
+    wait = 3.0 if hurry else 120.0
+    drain_event_and_log_queues(wait)
     if server is not None:
         from orchestration.prefect.records import wait_for_task_runs
 
-        recorded = wait_for_task_runs(report.flow_run_id, report.task_runs, timeout=60)
+        recorded = wait_for_task_runs(report.flow_run_id, report.task_runs, timeout=3.0 if hurry else 60.0)
         if recorded < report.task_runs:
             console.print(f"[yellow]the local Prefect server recorded {recorded} of {report.task_runs} task runs[/]")
         server.stop()

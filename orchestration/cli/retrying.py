@@ -1,7 +1,10 @@
-"""What ``headwater retry`` runs again: the assets of the last run that did not finish, and the failed tests that belong to
-no asset (selected by name)."""
+"""What ``headwater retry`` runs again: the assets of the last run that did not finish (rebuilt), the checks it did
+not finish or skipped (run against their assets as they stand, by a stale-only run over their assets), and the
+failed tests that belong to no asset (selected by name)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from orchestration.cli.common import _fail, console
 from orchestration.project import Project
@@ -37,8 +40,72 @@ def check_selectors(graph, check_ids: list[str]) -> list[str]:
     return selectors
 
 
-def unfinished(graph, log, last: dict) -> list[str]:
-    """The assets a run that never finished (killed, crashed) selected but did not complete."""
+@dataclass
+class Retry:
+    """What ``retry`` runs: ``rebuild`` (asset keys built again whatever else holds), ``checked`` (asset keys whose
+    checks did not finish or were skipped: selected, so the stale-only run runs those checks against them as they
+    stand) and ``checks`` (check ids, for the headline and the tests on no asset)."""
+
+    rebuild: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.rebuild or self.checked or self.checks)
+
+    def selection(self, graph) -> list[str]:
+        keys = sorted({*self.rebuild, *self.checked})
+        return [*(f"key:{k}" for k in keys), *check_selectors(graph, self.checks)]
+
+    def headline(self, run_id: str) -> str:
+        labels = [*self.rebuild, *self.checks]
+        shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
+        return f"retrying {len(self.rebuild)} asset(s) and {len(self.checks)} check(s) of run {run_id}: {shown}"
+
+
+RETRIED_CHECKS = ("interrupted", "skipped")
+"""Check results that judged nothing: a retry runs those checks (against their assets as they stand, when the
+assets are not rebuilt)."""
+
+
+def what_to_retry(graph, log, last: dict) -> Retry:
+    """What the last run (``last``: ``RunLog.last_run``) left to do."""
+    if last.get("ended_at") is None:
+        todo, done = unfinished(graph, log, last)
+        return Retry(rebuild=todo, checked=[k for k in done if is_key(graph, k) and graph.checks_for(_key(k))])
+    failed = {
+        m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped", "interrupted")
+    }
+    records = log.check_records(last["run_id"])
+    by_subject = {(c.subject, c.name): c for c in graph.checks}
+    found = [(c, by_subject[(c.asset_key, c.check_name)]) for c in records if (c.asset_key, c.check_name) in by_subject]
+    failing = sorted(
+        spec.unique_id
+        for record, spec in found
+        if record.status in ("fail", "error") and (record.severity == "error" or spec.kind in ("dbt_test", "unit_test"))
+    )
+    unjudged = sorted(spec.unique_id for record, spec in found if record.status in RETRIED_CHECKS)
+    blocking = {c.asset_key for c in records if c.severity == "error" and c.status in ("fail", "error")}
+    tested = {spec.subject for record, spec in found if spec.unique_id in failing}
+    rebuild = sorted(k for k in failed | blocking | tested if is_key(graph, k))
+    hooks = sorted(k for k in failed if not is_key(graph, k))
+    if hooks:
+        console.print(f"[yellow]{', '.join(hooks)} failed last time[/]: hooks run again with every dbt invocation")
+    checks_by_id = graph.checks_by_id()
+    checked = sorted({checks_by_id[uid].subject for uid in unjudged} - set(rebuild))
+    return Retry(rebuild, [k for k in checked if is_key(graph, k)], sorted({*failing, *unjudged}))
+
+
+def _key(text: str):
+    from assets import AssetKey
+
+    return AssetKey.parse(text)
+
+
+def unfinished(graph, log, last: dict) -> tuple[list[str], list[str]]:
+    """The assets a run that never finished (killed, crashed) selected but did not complete, and those it completed
+    (their checks may not have run: the stale-only retry runs what is due of them)."""
     from assets import SelectionError
     from orchestration.engine.plan import plan_run
 
@@ -53,4 +120,4 @@ def unfinished(graph, log, last: dict) -> list[str]:
         f"[yellow]run {last['run_id']} did not finish[/] (killed or crashed): {len(done)} asset(s) completed "
         f"before it stopped and are kept; {len(todo)} left to run"
     )
-    return todo
+    return todo, sorted(done)

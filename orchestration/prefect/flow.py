@@ -276,51 +276,11 @@ def _materialize(
         report.exit_code = exc.exit_code
     finally:
         interrupts.at("recording the run")
-        if report.interrupted:
-            merged = {c.check.unique_id for c in report.checks}  # the checks that finished before the signal count
-            report.checks.extend(o for o in checks.outcomes if o.check.unique_id not in merged)
-            message = f"not finished: the run was interrupted by {report.interrupted}"
-            mark_unfinished(plan, report, mirror, message, checks.planned)
-        checks.close(build_docs=not report.interrupted)
-        report.data_docs = str(checks.data_docs) if checks.data_docs else None
-        report.alert_errors.extend(checks.errors)
-        try:
-            asset_events.publish(mirror, project.root, plan.graph, report, resolved, covered, flow_run_id)
-        except Exception as exc:  # events are for Prefect's UI and triggers: the run's own record comes first
-            report.mirror_errors.append(f"asset events not published: {type(exc).__name__}: {exc}")
-        mirror.close()
-        checkpoints.close()  # before finish_run, which replaces the checkpoints with the full record
-        report.mirror_errors = [*mirror.errors, *checkpoints.errors]
-        report.notes.extend(checks.notes)
-        report.task_runs = len(mirror.summary())
-        report.flow_run_id = str(flow_run_id) if flow_run_id else None
-        report.run_url = run_url(flow_run_id)
-        router.dispatch(alerts_for(plan.graph, report, run_url=report.run_url))  # ends at its deadline
-        report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
-        report.disabled_notifiers = router.disabled
-        if flow_run_id:
-            publish_summary(report, mirror.ids)
-        try:  # what each relation the run wrote holds now: rows changed by hand later are seen against it
-            report.data_versions = _data_versions(resolved, plan.graph, report)
-        except Exception as exc:  # for the next decision; the run's record must be written whatever happens here
-            report.notes.append(f"data versions not read: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-        materializations, check_records = records(plan.graph, report)
-        status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
-        try:
-            counted = _table_rows(resolved, plan.graph) if not report.interrupted else {}
-        except Exception as exc:  # counting is for readers; the run's record must be written whatever happens here
-            counted = {}
-            report.notes.append(f"rows not counted for the catalog: {type(exc).__name__}: {exc}")
-        try:
-            run_log.finish_run(
-                run_id, status, datetime.now(UTC), materializations, check_records, attempts=3, table_rows=counted
-            )
-        except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
-            report.mirror_errors.append(
-                f"run log: the run's record could not be written ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0][:200]}); it stays 'running' there, so `headwater retry` "
-                "treats the run as unfinished and re-runs what it did not checkpoint"
-            )
+        with interrupts.shielded():  # a signal now is noted: the record is written first, each step bounded
+            _record(project, resolved, plan, report, run_log, checks, checkpoints, mirror, router, covered)
+    if not report.interrupted and (late := interrupts.received()) is not None:
+        report.interrupted = f"{late.name} while the run was being recorded (everything it ran had finished)"
+        report.exit_code = late.exit_code
     if report.interrupted:
         stopped = MaterializeInterrupted(report, interrupts.received() or interrupts.Interrupted(2))
         return Failed(message=str(stopped), data=stopped)
@@ -328,6 +288,78 @@ def _materialize(
         return Completed(message="materialized", data=report)
     failure = MaterializeFailed(report)
     return Failed(message=str(failure), data=failure)
+
+
+def _record(
+    project: Project,
+    resolved: Target,
+    plan: Any,
+    report: MaterializeReport,
+    run_log: RunLog,
+    checks: RunChecks,
+    checkpoints: Checkpoints,
+    mirror: TaskRunMirror,
+    router: AlertRouter,
+    covered: set[Any],
+) -> None:
+    """Write down what the run did: what a signal cut off, check results, task runs, alerts, the summary, the run
+    log. Runs shielded from a first signal; once one is noted every wait is short and what is optional is skipped,
+    so that the process ends within seconds with the run recorded."""
+    flow_run_id = flow_run.get_id()
+    if report.interrupted:
+        merged = {c.check.unique_id for c in report.checks}  # the checks that finished before the signal count
+        report.checks.extend(o for o in checks.outcomes if o.check.unique_id not in merged)
+        message = f"not finished: the run was interrupted by {report.interrupted}"
+        mark_unfinished(plan, report, mirror, message, checks.planned)
+
+    def hurry() -> bool:
+        return bool(report.interrupted) or interrupts.received() is not None
+
+    checks.close(build_docs=not hurry())  # Data Docs take seconds nobody waits for once a signal came
+    report.data_docs = str(checks.data_docs) if checks.data_docs else None
+    report.alert_errors.extend(checks.errors)
+    try:
+        asset_events.publish(mirror, project.root, plan.graph, report, resolved, covered, flow_run_id)
+    except Exception as exc:  # events are for Prefect's UI and triggers: the run's own record comes first
+        report.mirror_errors.append(f"asset events not published: {type(exc).__name__}: {exc}")
+    mirror.close(timeout=_HURRIED if hurry() else 60.0)
+    checkpoints.close(timeout=_HURRIED if hurry() else 60.0)  # before finish_run, which replaces the checkpoints
+    report.mirror_errors = [*mirror.errors, *checkpoints.errors]
+    report.notes.extend(checks.notes)
+    report.task_runs = len(mirror.summary())
+    report.flow_run_id = str(flow_run_id) if flow_run_id else None
+    report.run_url = run_url(flow_run_id)
+    alerts = alerts_for(plan.graph, report, run_url=report.run_url)
+    router.dispatch(alerts, deadline=_HURRIED if hurry() else None)  # ends at its deadline
+    report.alerts_sent, report.alert_errors = list(router.sent), list(router.errors)
+    report.disabled_notifiers = router.disabled
+    if flow_run_id:
+        publish_summary(report, mirror.ids)
+    try:  # what each relation the run wrote holds now: rows changed by hand later are seen against it
+        report.data_versions = _data_versions(resolved, plan.graph, report)
+    except Exception as exc:  # for the next decision; the run's record must be written whatever happens here
+        report.notes.append(f"data versions not read: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+    materializations, check_records = records(plan.graph, report)
+    status = "interrupted" if report.interrupted else "success" if report.ok else "failed"
+    try:
+        counted = _table_rows(resolved, plan.graph) if not hurry() else {}
+    except Exception as exc:  # counting is for readers; the run's record must be written whatever happens here
+        counted = {}
+        report.notes.append(f"rows not counted for the catalog: {type(exc).__name__}: {exc}")
+    try:
+        run_log.finish_run(
+            report.run_id, status, datetime.now(UTC), materializations, check_records, attempts=3, table_rows=counted
+        )
+    except Exception as exc:  # the run log lives in the warehouse on PostgreSQL, which may be the fault
+        report.mirror_errors.append(
+            f"run log: the run's record could not be written ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:200]}); it stays 'running' there, so `headwater retry` "
+            "treats the run as unfinished and re-runs what it did not checkpoint"
+        )
+
+
+_HURRIED = 3.0
+"""Seconds each recording step may wait once a signal came (a container's grace period is often 30 s)."""
 
 
 class MaterializeFailed(Exception):

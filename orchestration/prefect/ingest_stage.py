@@ -114,6 +114,16 @@ def ingest(
                 load.recovered_packages,
             )
         report.ingested.append(load)
+        for table, message in sorted(load.failed.items()):  # its reader failed; the source's other tables loaded
+            if table in load.errors:
+                log_failure(str(keys[table]), load.errors[table])
+            mirror.finish(ids[table], Outcome.FAILED, message, ended)
+            report.assets[str(keys[table])] = AssetResult(
+                str(keys[table]), AssetKind.DLT.value, "failed", 1, started, ended, message=message
+            )
+            checks.load_failed([keys[table]], message)
+            progress.advance(str(keys[table]))
+        tables = tuple(t for t in tables if t not in load.failed)
         checks.quarantine(load, tables)
         checks.reconcile(definition, tables)
         for table in tables:

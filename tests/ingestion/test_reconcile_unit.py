@@ -32,3 +32,14 @@ def test_a_sampled_row_whose_content_changed_under_the_same_cursor_is_found() ->
     cursors = comparable({1: "2026-11-01 10:00:00"})
     found = reconcile("c", cursors, cursors, (), {1: {"email": "a@x", "n": 1}}, {1: {"email": "b@x", "n": 1.0}})
     assert found.changed == (1,) and found.sampled == 1
+
+
+def test_a_samples_count_is_said_as_a_samples_count_with_what_it_stands_for() -> None:
+    """Issue 29 finding 12: 3 changed rows in a sample of 60 drawn from 500 are about 25 in the table, not 3."""
+    cursors = comparable({k: "2026-11-01 10:00:00" for k in range(500)})
+    sample = sample_keys(cursors, cursors, size=60)
+    ours = {k: {"email": "a"} for k in sample}
+    theirs = {k: {"email": "b" if i < 3 else "a"} for i, k in enumerate(sample)}
+    found = reconcile("customers", cursors, cursors, (), ours, theirs)
+    message = found.message("shop")
+    assert "3 of 60 sampled rows changed at the source without a newer cursor (about 25 of its 500 rows)" in message
