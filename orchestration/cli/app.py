@@ -83,10 +83,13 @@ def ingest(
     project_dir: ProjectDir = None,
 ) -> None:
     """Load the raw tables with dlt (without running dbt), then regenerate the dbt sources."""
+    from datetime import UTC, datetime
+
     from rich.table import Table
 
     from ingestion import SOURCES, get_source
-    from orchestration.prefect.ingest_stage import load_source, regenerate_sources
+    from orchestration.errors import RunLogError
+    from orchestration.prefect.ingest_stage import load_source, record_ingest, regenerate_sources
 
     project = _project(project_dir)
     resolved = _target(project, target)
@@ -103,6 +106,8 @@ def ingest(
     from orchestration.warehouse.lock import TargetBusy, WarehouseUnreachable, target_lock
 
     failures: list[str] = []
+    loads, failed_tables = [], {}
+    started = datetime.now(UTC)
     try:
         with target_lock(project, resolved):
             for definition in definitions:
@@ -113,7 +118,10 @@ def ingest(
                     failures.append(str(exc))
                     for name in definition.tables:
                         table.add_row(definition.name, f"{definition.dataset}.{name}", "[red]failed[/]")
+                        failed_tables[f"{definition.dataset}.{name}"] = str(exc)
                     continue
+                loads.append(result)
+                failed_tables.update({f"{definition.dataset}.{t}": why for t, why in result.failed.items()})
                 if result.recovered_packages:
                     console.print(
                         f"{definition.name}: finished {result.recovered_packages} load package(s) an interrupted "
@@ -123,7 +131,10 @@ def ingest(
                 for name in definition.tables:
                     rows = "[red]failed[/]" if name in result.failed else f"{result.rows.get(name, 0):,}"
                     table.add_row(definition.name, f"{definition.dataset}.{name}", rows)
-    except (TargetBusy, WarehouseUnreachable) as exc:
+            # what it loaded is a run of the run log: the next stale-only run rebuilds its readers, and no table it
+            # loaded counts as never loaded
+            record_ingest(project, resolved, started, loads, failed_tables, [d.name for d in definitions])
+    except (TargetBusy, WarehouseUnreachable, RunLogError) as exc:
         raise _fail(str(exc)) from None
     console.print(table)
     for path, changed in regenerate_sources(project, resolved):
@@ -279,7 +290,7 @@ def retry(
     if todo.nothing:
         console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets or unfinished checks")
         return
-    console.print(todo.headline(last["run_id"]))
+    console.print(todo.headline(last["run_id"], graph))
     _run_flow(
         project,
         resolved,

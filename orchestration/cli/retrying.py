@@ -58,8 +58,9 @@ class Retry:
         keys = sorted({*self.rebuild, *self.checked})
         return [*(f"key:{k}" for k in keys), *check_selectors(graph, self.checks)]
 
-    def headline(self, run_id: str) -> str:
-        labels = [*self.rebuild, *self.checks]
+    def headline(self, run_id: str, graph) -> str:
+        checks = graph.checks_by_id()
+        labels = [*self.rebuild, *(checks[uid].id if uid in checks else uid for uid in self.checks)]
         shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
         return f"retrying {len(self.rebuild)} asset(s) and {len(self.checks)} check(s) of run {run_id}: {shown}"
 

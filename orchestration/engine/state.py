@@ -89,12 +89,15 @@ def decide(
         blocked=blocked_keys(checks, graph),
         now=now,
         present=view.present,
-        done=ingested,
+        # a dlt table is what its last load left: loaded by this run, by an earlier one, or by `headwater ingest`
+        done=ingested | {k for k, spec in graph.specs.items() if spec.kind is AssetKind.DLT},
         versions=view.version_texts(),
         forced={**unit_tests_due(graph, due), **_retried(graph, rebuild)},
     )
-    for key in sorted(k for k in ingested if k in reasons):  # a raw table's rows changed outside its loads
-        result = report.assets[str(key)]
+    for key in sorted(k for k in reasons if graph.specs[k].kind is AssetKind.DLT):  # rows changed outside loads:
+        result = report.assets.get(str(key)) or AssetResult(  # observed now: readers built after it are fresh
+            str(key), AssetKind.DLT.value, "observed", 0, now, now, node_id=graph.specs[key].unique_id
+        )
         report.assets[str(key)] = replace(result, status="observed", message=reasons[key], ended_at=now)
     unchanged = {AssetKey.parse(r.key) for r in report.assets.values() if r.status == "unchanged"}
     narrowed, fresh_nodes = narrow(plan, reasons, unchanged, due)
@@ -280,6 +283,8 @@ def stale_now(graph: AssetGraph, run_log: Any, target: Target) -> Staleness:
         blocked=blocked_keys(checks, graph),
         now=now,
         present=present,
+        # every run loads the dlt tables first and decides after: as after a load that brought nothing new
+        done=[k for k, spec in graph.specs.items() if spec.kind is AssetKind.DLT],
         versions=versions,
         forced=unit_tests_due(graph, due),
     )

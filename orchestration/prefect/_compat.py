@@ -16,7 +16,6 @@ EMIT_PARAMETERS = ("task_run", "initial_state", "validated_state", "follows")
 """The keyword arguments the mirror passes to ``emit_task_run_state_change_event``."""
 
 
-
 def drain_event_and_log_queues(timeout: float) -> None:
     """Send what Prefect's event and log workers still hold, waiting at most ``timeout`` seconds for each."""
     from prefect.events.worker import EventsWorker

@@ -3,6 +3,7 @@ reconcile checks right after it; then the generated dbt sources are rewritten fr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,3 +138,58 @@ def ingest(
                 checkpoints.success(keys[table], started, ended, rows)
             progress.advance(str(keys[table]))
     progress.done()
+
+
+def record_ingest(
+    project: Project,
+    target: Target,
+    started: datetime,
+    loads: list[Any],
+    failed: dict[str, str],
+    sources: list[str],
+) -> str:
+    """Record a ``headwater ingest`` (no flow run) in the run log as a run of its own: each table loaded
+    (``success`` with its rows, ``unchanged``) or ``failed`` with why, with its code version and the data version
+    its table holds now, so that the readers of what it loaded are stale for the next run (and a run that loads
+    nothing more does not take the tables for never loaded). Returns the run id.
+
+    Raises:
+        RunLogError: the run log cannot be opened.
+    """
+    from assets.run_log import Materialization
+    from ingestion import get_source, ingestion_specs
+    from orchestration.warehouse.run_log import RunLog
+    from orchestration.warehouse.versions import relation_versions
+
+    ended = datetime.now(UTC)
+    run_id = f"ingest-{started:%Y%m%dT%H%M%S%f}"
+    specs = {str(s.key): s for s in ingestion_specs(schemas=project.dlt_schemas(target.name))}
+    log = RunLog.for_target(project, target)
+    log.start_run(run_id, target.name, f"ingest {' '.join(sources)}", None, started, flags={"ingest": True})
+    records = []
+    for load in loads:
+        for table in get_source(load.source).tables:
+            key = f"{load.dataset}.{table}"
+            if table in load.failed:
+                continue
+            rows = load.rows.get(table, 0)
+            spec = specs.get(key)
+            records.append(
+                Materialization(
+                    key, run_id, "success" if rows else "unchanged", 1, started, ended, rows,
+                    spec.code_version if spec else None, AssetKind.DLT.value, "", target.name,
+                )
+            )  # fmt: skip
+    records += [
+        Materialization(key, run_id, "failed", 1, started, ended, None, None, AssetKind.DLT.value, why[:2000])
+        for key, why in sorted(failed.items())
+    ]
+    try:
+        versions = relation_versions(target, [r.asset_key for r in records if r.status != "failed"])
+    except Exception as exc:  # the record is what matters; the versions only sharpen the next decision
+        log_failure("data versions after ingest", exc)
+        versions = {}
+    records = [replace(r, data_version=versions[r.asset_key].value) if r.asset_key in versions else r for r in records]
+    status = "failed" if failed else "success"
+    log.finish_run(run_id, status, datetime.now(UTC), records, [], attempts=3)
+    return run_id
