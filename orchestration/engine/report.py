@@ -179,9 +179,10 @@ class MaterializeInterrupted(Exception):
         else:
             left, unchecked = len(report.unfinished), len(report.unchecked)
             cut = sum(1 for c in report.checks if c.status == "interrupted")
-            message = f"interrupted by {report.interrupted}: {left} asset(s) did not finish"
-            if cut:
-                message += f", {cut} check(s) were cut off ({unchecked} asset(s) wait for their blocking checks)"
+            message = f"interrupted by {report.interrupted}: {left} asset(s)"
+            message += f" and {cut} check(s) did not finish" if cut else " did not finish"
+            if unchecked:
+                message += f"; {unchecked} asset(s) built wait for their blocking checks"
             message += f" (run {report.run_id}); `headwater retry` runs them"
         super().__init__(message)
 

@@ -3,7 +3,9 @@
 dbt docs already starts at the dlt tables (the generated sources carry dlt's descriptions and types) and
 shows the exposures. Headwater adds to the generated manifest, which dbt's page reads: each asset's last
 check results (dbt tests, GX expectations, freshness, quarantine) from the run log, with a link to the GX
-Data Docs copied beside; and for every model column the columns it is computed from (column lineage).
+Data Docs copied beside; and for every model column the columns it is computed from (column lineage). Every
+description is then rendered from markdown and HTML-allow-listed (``sanitize``), so the folder is safe wherever it is
+served.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from orchestration.analysis.lineage import key_map, lineage_of_manifest
 from orchestration.dbt import executor
 from orchestration.project import Project
 from orchestration.settings import project_translator
+from orchestration.web.sanitize import sanitize_catalog, sanitize_manifest
 from orchestration.warehouse.targets import Target
 
 _MARK = {"pass": "✓", "warn": "!", "fail": "✗", "error": "✗", "skipped": "–"}  # plain glyphs: no emoji font needed
@@ -62,7 +65,11 @@ def generate_docs(project: Project, target: Target, options: executor.DbtOptions
     translator = project_translator(project)
     lineage = lineage_of_manifest(manifest, project.dbt_project_dir, translator, target, catalog)
     linked, columns = annotate_manifest(manifest, checks, lineage, target.name, data_docs is not None, translator)
+    # every description rendered and allow-listed: the folder is safe on any static server (S3, `dbt docs serve`)
+    sanitize_manifest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
+    if catalog is not None and sanitize_catalog(catalog):
+        catalog_path.write_text(json.dumps(catalog))
     return DocsResult(folder, linked, columns, data_docs)
 
 

@@ -39,22 +39,31 @@ def test_docs_start_at_the_dlt_tables_with_types_and_descriptions(docs: dict) ->
     assert "model.headwater.stg_shop__orders" in child_map["source.headwater.raw_shop.orders"]
 
 
+def _cells(html: str) -> str:
+    """An HTML table's cells as ``| a | b |`` rows (descriptions are written as allow-listed HTML)."""
+    import re
+
+    text = re.sub(r"</t[dh]>\s*<t[dh][^>]*>", " | ", html)
+    text = re.sub(r"<tr>\s*<t[dh][^>]*>", "| ", text)
+    return re.sub(r"</t[dh]>\s*</tr>", " |", text)
+
+
 def test_docs_link_each_assets_check_results(docs: dict) -> None:
-    orders = docs["manifest"]["nodes"]["model.headwater.orders"]["description"]
-    assert "#### Checks (Headwater run log on dev)" in orders
+    orders = _cells(docs["manifest"]["nodes"]["model.headwater.orders"]["description"])
+    assert "<h4>Checks (Headwater run log on dev)</h4>" in orders
     assert "| unique_orders_order_id | error | ✓ pass | 0 |" in orders
     assert "| expect_column_values_to_be_unique__order_id | error |" in orders  # a GX expectation
-    assert "[GX Data Docs](gx_data_docs/index.html)" in orders
+    assert '<a href="gx_data_docs/index.html" rel="noopener noreferrer">GX Data Docs</a>' in orders
     assert (docs["folder"] / "gx_data_docs" / "index.html").exists()
-    raw = docs["manifest"]["sources"]["source.headwater.raw_shop.payments"]["description"]
+    raw = _cells(docs["manifest"]["sources"]["source.headwater.raw_shop.payments"]["description"])
     assert "| quarantine | warn |" in raw and "| freshness |" in raw
     assert "check results linked on" in docs["proc"].stdout
 
 
 def test_docs_show_column_lineage(docs: dict) -> None:
     column = docs["manifest"]["nodes"]["model.headwater.orders"]["columns"]["is_paid"]["description"]
-    assert "Computed from `intermediate.int_orders__items_summed.order_amount`" in column
-    assert "raw: `raw_shop.order_items.quantity`" in column
+    assert "Computed from <code>intermediate.int_orders__items_summed.order_amount</code>" in column
+    assert "raw: <code>raw_shop.order_items.quantity</code>" in column
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 A phase is seen from outside, by the files the run writes under its data folder (as ../shared/faults/interrupt.py
 does): dlt's load packages (``ingest``), GX validation results of raw tables (``gxraw``) and of marts (``gxmarts``),
-dbt's compiled SQL (``dbt``).
+dbt's compiled SQL (``dbt``), a mart's suite as GX starts it (``gxmarts_start``), the Data Docs built while the run is
+recorded (``recording``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ PHASES = {
     "gxraw": ["gx/uncommitted/validations/raw_*/**"],
     "dbt": ["dbt_target/run/**"],
     "gxmarts": ["gx/uncommitted/validations/marts*/**"],
+    "gxmarts_start": ["gx/expectations/marts/*.json"],  # GX writes a mart's suite as it starts validating it
+    "recording": ["gx/uncommitted/data_docs/**"],  # Data Docs are built while the run is recorded
 }  # fmt: skip
 
 
