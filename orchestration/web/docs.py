@@ -29,8 +29,8 @@ from orchestration.analysis.lineage import key_map, lineage_of_manifest
 from orchestration.dbt import executor
 from orchestration.project import Project
 from orchestration.settings import project_translator
-from orchestration.web.sanitize import sanitize_catalog, sanitize_manifest
 from orchestration.warehouse.targets import Target
+from orchestration.web.sanitize import sanitize_catalog, sanitize_manifest
 
 _MARK = {"pass": "✓", "warn": "!", "fail": "✗", "error": "✗", "skipped": "–"}  # plain glyphs: no emoji font needed
 SECTION = "\n\n---\n#### Checks (Headwater run log"

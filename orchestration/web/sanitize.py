@@ -51,8 +51,10 @@ def safe_html(text: str) -> str:
     )
 
 
-_DESCRIBED = ("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "macros", "unit_tests")
-_DESCRIBED += ("functions", "groups")
+_DESCRIBED = (
+    *("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "macros", "unit_tests"),
+    *("functions", "groups"),
+)
 
 
 def sanitize_manifest(manifest: MutableMapping[str, Any]) -> int:

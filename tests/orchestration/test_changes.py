@@ -132,3 +132,30 @@ def test_a_model_that_no_longer_resolves_says_so_instead_of_losing_its_columns(t
     (change,) = build_change_plan(old, new, tmp_path, DbtTranslator()).changes
     assert change.category == "breaking" and change.detail.startswith("does not resolve: ")
     assert change.columns_removed == (), "its columns are unknown, not removed"
+
+
+def test_plan_reports_no_change_when_unchanged_jinja_emits_its_columns_in_another_order(tmp_path: Path) -> None:
+    """Issue 29 finding 8: a model whose Jinja iterates a set (dbt's ``set()``) compiles its columns in an order that
+    moves between processes (Python's hash seed); with no file changed, ``plan`` says nothing changed."""
+    from tests.orchestration.test_state_foreign import FILES, foreign_project
+
+    files = {
+        **FILES,
+        "models/wide.sql": """
+            select
+            {%- for column in set(['region_code', 'label_upper', 'label_lower', 'region_id']) %}
+              '{{ column }}' as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        """,
+    }
+    project = foreign_project(tmp_path, api_url="http://127.0.0.1:9/api", files=files)  # plan needs no Prefect
+    args, env = ["--dbt-project", str(project["dir"]), "--profiles-dir", str(project["dir"])], project["env"]
+    saved = run_cli(["plan", "--save", *args], {**env, "PYTHONHASHSEED": "1"})
+    assert "deployed state" in saved.stdout
+    shutil.rmtree(tmp_path / "data" / "dbt_compile")  # the next plan compiles anew, in a process of another seed
+    planned = run_cli(["plan", "--json", *args], {**env, "PYTHONHASHSEED": "2"})
+    state = json.loads(next((tmp_path / "data" / "state").rglob("manifest.json")).read_text())
+    compiled = json.loads((tmp_path / "data" / "dbt_compile" / "manifest.json").read_text())
+    uid = "model.foreign.wide"
+    assert state["nodes"][uid]["compiled_code"] != compiled["nodes"][uid]["compiled_code"], "the order moved"
+    assert json.loads(planned.stdout)["changes"] == [], planned.stdout
