@@ -19,6 +19,9 @@ from typing import Any
 _ENV_VAR = re.compile(r"""env_var\(\s*(?:(['"])([^'"]+)\1)?""")
 """``env_var('NAME'`` in Jinja: the name when it is a literal (group 2), nothing when it is computed."""
 
+_VAR = re.compile(r"""(?<![\w.])var\(\s*(?:(['"])([^'"]+)\1)?""")
+"""``var('NAME'`` in Jinja (not ``env_var``): the name when it is a literal (group 2), nothing when it is computed."""
+
 _NOT_DATA = frozenset({"meta", "tags", "docs", "persist_docs", "group", "access", "grants"})
 """Config keys that change no row: a change there does not make a node's data stale."""
 
@@ -59,10 +62,9 @@ def node_code_version(
     env: Mapping[str, str] | None = None,
 ) -> CodeVersion:
     """A hash of what dbt builds the node from: dbt's checksum of its file, its data-changing config, the SQL of
-    every macro it calls (transitively, through the macros' own ``depends_on``), when that SQL reads ``var(...)`` the
-    run's vars as dbt renders them (all of them: the manifest does not say which var a node reads, so any var change
-    rebuilds every reader), the value of every environment variable it reads with ``env_var('NAME')`` (from
-    ``env``), and for a model with an enforced contract its columns' types and constraints (dbt builds the table
+    every macro it calls (transitively, through the macros' own ``depends_on``), the vars that SQL reads as dbt
+    renders them (those it names with ``var('NAME')``; all of them when a name is computed), the value of every
+    environment variable it reads with ``env_var('NAME')`` (from ``env``), and for a model with an enforced contract its columns' types and constraints (dbt builds the table
     with them). A test's version also holds its ``test_metadata`` (the generic test and its arguments).
 
     Unknown (with why) when the SQL computes an env var's name, a var it may read could not be rendered, or dbt did
@@ -77,11 +79,11 @@ def node_code_version(
     names = [m.group(2) for text in texts for m in _ENV_VAR.finditer(text)]
     if None in names:
         return CodeVersion(None, "its SQL computes the name of an environment variable it reads (env_var)")
-    reads_vars = any("var(" in t.replace("env_var(", "") for t in texts)
-    if reads_vars:
-        for name, value in sorted(_flat(dbt_vars or {})):
-            if isinstance(value, Unrendered):
-                return CodeVersion(None, f"var {name!r} cannot be rendered as dbt would ({value.why})")
+    read_vars = _vars_read(texts, dbt_vars or {})
+    for name, value in sorted(_flat(read_vars)):
+        if isinstance(value, Unrendered):
+            return CodeVersion(None, f"var {name!r} cannot be rendered as dbt would ({value.why})")
+    reads_vars = bool(read_vars) or any(m.group(2) is not None for t in texts for m in _VAR.finditer(t))
     environment = env or {}
     read = {
         name: hashlib.sha256(environment[name].encode()).hexdigest() if name in environment else None
@@ -91,7 +93,7 @@ def node_code_version(
         "checksum": checksum.get("checksum") if isinstance(checksum, Mapping) else checksum,
         "config": config,
         "macros": {uid: (macros.get(uid) or {}).get("macro_sql") for uid in sorted(seen)},
-        "vars": dict(dbt_vars or {}) if reads_vars else None,
+        "vars": read_vars if reads_vars else None,
         **({"env": read} if read else {}),
     }
     if node.get("test_metadata"):
@@ -101,6 +103,20 @@ def node_code_version(
         document["contract"] = contract
     text = json.dumps(document, sort_keys=True, default=str)
     return CodeVersion(hashlib.sha256(text.encode()).hexdigest()[:16])
+
+
+def _vars_read(texts: list[str], dbt_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The vars a node may read: those its SQL and macros name with ``var('NAME')`` (a package's own vars of that
+    name too: ``vars: {my_package: {NAME: ...}}``), or every var when one name is computed."""
+    names = [m.group(2) for text in texts for m in _VAR.finditer(text)]
+    if None in names:
+        return dict(dbt_vars)
+    wanted = set(names)
+    read: dict[str, Any] = {n: dbt_vars[n] for n in sorted(wanted) if n in dbt_vars}
+    for scope, values in sorted(dbt_vars.items()):
+        if isinstance(values, Mapping) and (inner := {n: values[n] for n in sorted(wanted) if n in values}):
+            read.setdefault(scope, inner)
+    return read
 
 
 def _macros_called(node: Mapping[str, Any], macros: Mapping[str, Any]) -> set[str]:

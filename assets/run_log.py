@@ -208,12 +208,12 @@ def _upstream_reason(
         if dep in reasons:
             return f"upstream {dep} is stale"
         theirs = successful.get(str(dep))
-        if upstream.kind is AssetKind.SOURCE:
-            if not upstream.config.get("loaded_at_field"):
-                return f"reads source {dep}, which has no loaded_at_field: nothing can tell that it did not change"
+        if upstream.kind is AssetKind.SOURCE:  # observed by the run: its loaded_at_field, the warehouse's metadata
             if theirs is None or theirs.ended_at is None:
+                if not upstream.config.get("loaded_at_field"):
+                    return f"reads source {dep}, which has no loaded_at_field: nothing can tell that it did not change"
                 return f"source {dep} has not been observed yet"
-            if _after(theirs.ended_at, mine.ended_at):
+            if theirs.data_version is None or _after(theirs.ended_at, mine.ended_at):
                 return f"source {dep}: {theirs.message}" if theirs.message else f"source {dep} has new data since"
             continue
         if theirs is not None and theirs.ended_at is not None and _after(theirs.ended_at, mine.ended_at):

@@ -355,3 +355,14 @@ def test_rows_changed_by_hand_and_unknown_inputs_make_an_asset_stale() -> None:
     assert "s.calendar" not in reasons, "meta.headwater.inputs: none says it reads nothing"
     unrecorded = {**successful, "s.a": done("s.a", 1)}
     assert "s.a" not in {str(k) for k in stale_reasons(graph, unrecorded, versions=versions)}, "no baseline"
+
+
+def test_only_the_vars_a_node_names_are_part_of_its_code_version_unless_it_computes_a_name() -> None:
+    from assets.code_versions import code_version_of
+
+    reader = {"checksum": {"checksum": "a"}, "raw_code": "select '{{ var(\"x\") }}'", "depends_on": {}}
+    assert code_version_of(reader, {}, {"x": 1, "y": 1}) == code_version_of(reader, {}, {"x": 1, "y": 2})
+    assert code_version_of(reader, {}, {"x": 1}) != code_version_of(reader, {}, {"x": 2})
+    assert code_version_of(reader, {}, {"pkg": {"x": 1}}) != code_version_of(reader, {}, {"pkg": {"x": 2}})
+    computed = {**reader, "raw_code": "select '{{ var(name) }}'"}
+    assert code_version_of(computed, {}, {"y": 1}) != code_version_of(computed, {}, {"y": 2}), "any var may be it"
