@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import duckdb
 import pytest
