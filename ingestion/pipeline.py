@@ -207,6 +207,9 @@ class SourceFailed(RuntimeError):
             cause = conversion.__cause__ or conversion.__context__
             detail = _first(cause) if cause is not None else _first(conversion)
             what = f"column {column} holds a value its type {conversion.data_type} cannot take ({detail})"
+        elif table:  # the reader failed on a value dlt does not name: the innermost error says what it was
+            root = _innermost(error)
+            what = f"its reader failed on a value ({type(root).__name__}: {_first(root) or repr(root)})"
         else:
             what = _first(error.exception) or repr(error.exception)
         scope = (
@@ -232,6 +235,16 @@ def _find(exc: BaseException, kind: type[_E]) -> _E | None:
 
 
 _E = TypeVar("_E", bound=BaseException)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The deepest exception of ``exc``'s chain (causes, contexts, a dlt step's wrapped exception)."""
+    seen: BaseException | None = exc
+    last = exc
+    while seen is not None:
+        last = seen
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exception", None)
+    return last
 
 
 def _first(exc: BaseException) -> str:

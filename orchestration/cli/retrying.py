@@ -28,14 +28,19 @@ def retry_graph(project: Project, resolved, run_vars: dict):
     return _graph(project, resolved, executor.DbtOptions(vars=run_vars), cached=True)
 
 
-def check_selectors(graph, check_ids: list[str]) -> list[str]:
-    """dbt selectors for failed tests that belong to no asset that is retried (a test on no asset): by test name."""
+def check_selectors(graph, check_ids: list[str], rebuilt: set[str] | None = None) -> list[str]:
+    """dbt selectors, by test name, for the tests among ``check_ids`` that no rebuilt asset brings along: a test on no
+    asset, and a test whose assets are kept (it runs against them as they stand; selecting its asset would load or
+    build that again)."""
     selectors = []
+    rebuilt = rebuilt or set()
     for uid in check_ids:
         node = graph.nodes.get(uid)
         check = graph.checks_by_id().get(uid)
-        if node is None or check is None or check.asset_key is not None:
-            continue  # a test on an asset reruns with the asset (indirect selection)
+        if node is None or check is None or check.kind != "dbt_test":
+            continue
+        if check.asset_key is not None and any(str(a) in rebuilt for a in check.assets):
+            continue  # it reruns with its rebuilt asset (indirect selection)
         selectors.append(f"{node.package}.{node.name}" if node.package else node.name)
     return selectors
 
@@ -56,7 +61,7 @@ class Retry:
 
     def selection(self, graph) -> list[str]:
         keys = sorted({*self.rebuild, *self.checked})
-        return [*(f"key:{k}" for k in keys), *check_selectors(graph, self.checks)]
+        return [*(f"key:{k}" for k in keys), *check_selectors(graph, self.checks, set(self.rebuild))]
 
     def headline(self, run_id: str, graph) -> str:
         checks = graph.checks_by_id()
@@ -73,8 +78,10 @@ assets are not rebuilt)."""
 def what_to_retry(graph, log, last: dict) -> Retry:
     """What the last run (``last``: ``RunLog.last_run``) left to do."""
     if last.get("ended_at") is None:
-        todo, done = unfinished(graph, log, last)
-        return Retry(rebuild=todo, checked=[k for k in done if is_key(graph, k) and graph.checks_for(_key(k))])
+        todo, done = unfinished(graph, log, last)  # what it built is kept; its checks are due (older than it)
+        checks = [c.unique_id for k in done if is_key(graph, k) for c in graph.checks_for(_key(k))]
+        checked = [k for k in done if is_key(graph, k) and any(c.kind == "gx" for c in graph.checks_for(_key(k)))]
+        return Retry(rebuild=todo, checked=checked, checks=sorted(checks))
     failed = {
         m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped", "interrupted")
     }
@@ -94,7 +101,11 @@ def what_to_retry(graph, log, last: dict) -> Retry:
     if hooks:
         console.print(f"[yellow]{', '.join(hooks)} failed last time[/]: hooks run again with every dbt invocation")
     checks_by_id = graph.checks_by_id()
-    checked = sorted({checks_by_id[uid].subject for uid in unjudged} - set(rebuild))
+    # a unit test runs only with its model (rebuilt); a GX check goes with its asset (selected: kept, the stale-only
+    # run checks it as it stands); a dbt test is selected by its name (check_selectors)
+    units = {checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == "unit_test"}
+    rebuild = sorted({*rebuild, *(k for k in units if is_key(graph, k))})
+    checked = sorted({checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == "gx"} - set(rebuild))
     return Retry(rebuild, [k for k in checked if is_key(graph, k)], sorted({*failing, *unjudged}))
 
 

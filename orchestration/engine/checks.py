@@ -95,8 +95,9 @@ class RunChecks:
                 self._record(CheckOutcome(check, "pass", 0, "no row rejected"))
 
     def load_failed(self, keys: Iterable[AssetKey], message: str) -> None:
-        """Quarantine checks of tables whose load failed cannot say anything: skipped."""
-        for check in self._checks(keys, "quarantine"):
+        """Quarantine and freshness checks of tables whose load failed cannot say anything: skipped."""
+        keys = list(keys)
+        for check in [*self._checks(keys, "quarantine"), *self._checks(keys, "freshness")]:
             self.mirror.finish(check.unique_id, Outcome.SKIPPED, message)
             self.outcomes.append(CheckOutcome(check, "skipped", None, message, attempts=0))
 
@@ -178,7 +179,8 @@ class RunChecks:
     # -- freshness --------------------------------------------------------------------------------------
     def freshness(self, keys: Iterable[AssetKey], now: datetime | None = None) -> None:
         """Each ``freshness`` check of ``keys``: the newest ``loaded_at_field`` against its thresholds."""
-        checks = self._checks(keys, "freshness")
+        done = {o.check.unique_id for o in self.outcomes}  # a table whose load failed: skipped already
+        checks = [c for c in self._checks(keys, "freshness") if c.unique_id not in done]
         if not checks:
             return
         import sqlalchemy as sa

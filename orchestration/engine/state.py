@@ -81,7 +81,7 @@ def decide(
     for record in view.observed:
         successful[record.asset_key] = record
     # a dbt test runs when the selection picked it; a GX check belongs to no node and goes with its asset
-    due = {uid: why for uid, why in due_checks(graph, checks, plan.selected, before).items() if _planned(plan, uid)}
+    due = {uid: why for uid, why in due_checks(graph, checks, successful=before).items() if _planned(plan, uid)}
     reasons = stale_reasons(
         graph,
         successful,
@@ -125,7 +125,11 @@ def _retried(graph: AssetGraph, keys: Iterable[str]) -> dict[AssetKey, str]:
 
 
 def _planned(plan: RunPlan, uid: str) -> bool:
-    return uid in plan.nodes or uid not in plan.graph.nodes
+    """A check this run may run: a dbt test the selection picked, a GX check (no node) of a selected asset."""
+    if uid in plan.graph.nodes:
+        return uid in plan.nodes
+    check = plan.graph.checks_by_id().get(uid)
+    return check is not None and any(a in plan.selected for a in check.assets)
 
 
 def unit_tests_due(graph: AssetGraph, due: Mapping[str, str]) -> dict[AssetKey, str]:

@@ -343,6 +343,7 @@ def _full_rebuild(project: Project, side: Side, env: dict[str, str], target: str
     """Plain ``dbt build --full-refresh`` (dbt's own runner, in this process: an oracle, not a process boundary under
     test); the status of every test it ran, by unique id."""
     import os
+    from unittest import mock
 
     from dbt.cli.main import dbtRunner
 
@@ -352,16 +353,10 @@ def _full_rebuild(project: Project, side: Side, env: dict[str, str], target: str
     command += ["--project-dir", str(project.dir), "--profiles-dir", str(project.dir), "--no-partial-parse"]
     command += ["--target-path", str(root / "full_target"), "--log-path", str(root / "full_logs")]
     values = {**side.env, **project.env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)  # dbt renders env_var() from this process's environment
     try:
-        result = dbtRunner().invoke(command)
+        with mock.patch.dict(os.environ, values):  # dbt renders env_var() from this process's environment
+            result = dbtRunner().invoke(command)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         close_duckdb_environment()  # dbt-duckdb keeps the file open: the comparison opens it next
     assert result.success, result.exception or [(r.node.unique_id, r.message) for r in result.result or []]
     results = json.loads((root / "full_target" / "run_results.json").read_text())["results"]

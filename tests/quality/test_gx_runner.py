@@ -87,6 +87,8 @@ def _verdicts(runner: SuiteRunner, suite) -> dict[str, tuple[str, int | None]]:
     assert len(names) == len(set(names)) == len(suite.checks), f"each check reported once: {names}"
     misspelled = next(o for o in outcomes if o.check.name == "expect_column_values_to_be_unique")
     assert misspelled.message.startswith(f"{suite.path}:18: expect_column_values_to_be_unique: "), misspelled.message
+    # issue 29 finding 12: the bad key, the nearest known one and the missing one are named, on one line
+    assert "missing argument 'column'; unknown argument 'colum' (did you mean 'column'?)" in misspelled.message
     unknown = next(o for o in outcomes if o.check.name == "expect_column_values_to_be_in_set__status")
     assert unknown.message == f"{suite.path}:19: unknown option(s) colour; allowed: description, name, severity"
     return {o.check.name: (o.status, o.failures) for o in outcomes}

@@ -62,6 +62,25 @@ def test_bad_yaml_in_the_alerts_file_stops_the_run_before_it_starts_in_one_line(
     _one_line_error(proc, f"{alerts}:", "not valid YAML")
 
 
+def test_a_misspelt_key_in_headwater_yml_is_an_error_with_its_line_and_the_nearest_key(project: dict) -> None:
+    """Issue 29 finding 10: ``alert:`` for ``alerts:`` was ignored (alerting silently off); now one line per problem,
+    before a flow run starts, naming the file, the line and the nearest valid key; nothing runs."""
+    root = project["root"] / "typo_root"
+    root.mkdir()
+    (root / "headwater.yml").write_text(
+        "python_assets: []\nalert:\n  notifiers:\n    hook: {type: webhook, url: 'http://127.0.0.1:9'}\n"
+        "automation:\n  marts: {select: 'kind:dbt', on_upstream_updates: true}\n"
+    )
+    proc = run_cli(["materialize", "--project-dir", str(root), *project["args"]], project["env"], check=False)
+    text = _one_line_error(
+        proc,
+        f"{root / 'headwater.yml'}:2: unknown key 'alert' in the top level; did you mean 'alerts'?",
+        f"{root / 'headwater.yml'}:6: unknown key 'on_upstream_updates' in automation.marts; did you mean "
+        "'on_upstream_update'?",
+    )
+    assert "flow run" not in text and "prepare manifest" not in text, "found before a flow run starts"
+
+
 def test_a_damaged_run_log_file_says_so_and_what_to_do(project: dict) -> None:
     data = Path(project["env"]["HEADWATER_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)
