@@ -41,7 +41,7 @@ def check_selectors(graph, check_ids: list[str], rebuilt: set[str] | None = None
             continue
         if check.asset_key is not None and any(str(a) in rebuilt for a in check.assets):
             continue  # it reruns with its rebuilt asset (indirect selection)
-        selectors.append(f"{node.package}.{node.name}" if node.package else node.name)
+        selectors.append(node.name)  # the fqn's leaf, as dbt matches it (``package.name`` misses a test in a folder)
     return selectors
 
 

@@ -74,7 +74,9 @@ def test_hostile_and_drifting_records_are_loaded_or_quarantined_with_a_reason_en
     # the shop's text amount stops that table (its Arrow reader cannot convert it), with the column and the value's
     # problem named first, in a whole sentence; the shop's other tables load (issue 29, finding 12)
     assert run.returncode == 1, out[-4000:]
-    assert "raw_shop.payments: its reader failed on a value (TypeError: must be real number, not str)" in text, out[-4000:]
+    assert "raw_shop.payments: its reader failed on a value (TypeError: must be real number, not str)" in text, out[
+        -4000:
+    ]
     assert "raw_shop.payments:freshness" not in text, "a table whose load failed has nothing to judge"
     assert "must be real number, not str" in text and "incremental cursor was not moved" in text
     # the terminal has one line; the run's log file keeps the whole chain, down into dlt
