@@ -79,16 +79,11 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return document
 
 
-_FALSE = frozenset({"false", "no", "off", "0"})
-
-
 def disabled(node: Node) -> bool:
-    """dbt left the node out: ``config.enabled`` false. dbt normally moves such a node to the manifest's ``disabled``
-    section, but its selector still checks ``config.enabled`` on what ``nodes`` holds (a node a partial parse left
-    there), and never selects, lists or runs it; so Headwater never plans or mirrors it either."""
-    config = node.get("config")
-    value = config.get("enabled", True) if isinstance(config, Mapping) else True
-    return value is False or (isinstance(value, str) and value.strip().lower() in _FALSE)
+    """``config.enabled`` false: dbt's selector skips such a node even in ``nodes`` (a partial parse may leave one
+    there), so Headwater never plans or mirrors it either."""
+    value = (node.get("config") or {}).get("enabled", True)
+    return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0"))
 
 
 def default_asset_key(node: Node) -> AssetKey:
@@ -181,8 +176,7 @@ class DbtTranslator:
         return node_code_version(node, self.macros, self.vars, self.env).unknown
 
     def get_check_code_version(self, node: Node) -> str | None:
-        """A dbt test's definition (its SQL or generic test with its arguments, config, the macros it calls, the vars
-        and env vars they read), a unit test's (inputs, expected rows, overrides): a change makes it due."""
+        """A dbt test's definition (SQL, arguments, config, macros, vars, env vars) or a unit test's: a change makes it due."""
         if node.get("resource_type") == "unit_test":
             return unit_test_code_version(node)
         return node_code_version(node, self.macros, self.vars, self.env).value

@@ -206,8 +206,7 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
         if not result.success:
             raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
         _PARSED[parse_key(project, target, options)] = result.result
-        manifest = json.loads((project.dbt_target_path / "manifest.json").read_text())
-        return hash_large_seeds(manifest)  # dbt hashes a seed over 1 MiB by its path: its content counts here
+        return hash_large_seeds(json.loads((project.dbt_target_path / "manifest.json").read_text()))
 
 
 @contextmanager

@@ -106,20 +106,24 @@ def _snowflake(conn: Any, wanted: set[str]) -> dict[str, RelationVersion]:
 
 
 def _counted(conn: Any, wanted: set[str]) -> dict[str, RelationVersion]:
-    """Row counts of the base tables among ``wanted`` (DuckDB: cheap, it reads row-group counts)."""
+    """Row counts of the base tables among ``wanted`` (DuckDB: cheap, it reads row-group counts), 200 tables a query:
+    ``status`` asks for every table of the project."""
     import sqlalchemy as sa
 
     tables = conn.execute(
         sa.text("select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'")
     ).fetchall()
+    names = {f"{schema}.{table}".lower(): (schema, table) for schema, table in tables}
+    chosen = sorted(n for n in names if n in wanted)
     found = {}
-    for schema, table in tables:
-        name = f"{schema}.{table}".lower()
-        if name not in wanted:
-            continue
-        quoted = f'"{schema.replace(chr(34), chr(34) * 2)}"."{table.replace(chr(34), chr(34) * 2)}"'
-        count = int(conn.execute(sa.text(f"select count(*) from {quoted}")).scalar() or 0)  # noqa: S608
-        found[name] = RelationVersion(f"rows:{count}", False, count)
+    for start in range(0, len(chosen), 200):
+        parts = []
+        for index, name in enumerate(chosen[start : start + 200]):
+            schema, table = (part.replace('"', '""') for part in names[name])
+            parts.append(f'select {index} as i, count(*) as n from "{schema}"."{table}"')  # noqa: S608
+        for index, count in conn.execute(sa.text(" union all ".join(parts))).fetchall():
+            name = chosen[start + int(index)]
+            found[name] = RelationVersion(f"rows:{int(count)}", False, int(count))
     return found
 
 
