@@ -122,15 +122,16 @@ class MaterializeReport:
 
     @property
     def unchecked(self) -> list[str]:
-        """Assets built in this run whose blocking checks a signal cut off: unfinished until those checks run
-        (``headwater retry`` runs exactly them; a stale-only run does too)."""
+        """Assets this run built (or loaded) whose blocking checks a signal cut off: unfinished until those checks
+        run (``headwater retry`` runs exactly them; a stale-only run does too)."""
         cut = {
             c.check.subject
             for c in self.checks
             if c.status == "interrupted"
             and (c.check.severity.value == "error" or c.check.kind in ("dbt_test", "unit_test"))
         }
-        return sorted(k for k in cut if (r := self.assets.get(k)) is None or r.status != "interrupted")
+        landed = ("success", "unchanged", "observed")
+        return sorted(k for k in cut if (r := self.assets.get(k)) is not None and r.status in landed)
 
     def dbt_counts(self) -> dict[str, int]:
         """dbt's end-of-run counts over the final status of every node it reported (``PASS=.. ERROR=..``)."""
