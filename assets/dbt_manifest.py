@@ -326,9 +326,9 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
             resource_type = node.get("resource_type")
             if resource_type == "analysis":
                 continue  # never built, never listed: not part of Headwater's graph
-            if disabled(node):
-                continue  # dbt neither selects, lists nor runs it (its graph membership test): nor does Headwater
             try:
+                if disabled(node):
+                    continue  # dbt neither selects, lists nor runs it (its graph membership test): nor does Headwater
                 node_spec = _node_spec(unique_id, node, section)
                 spec = (
                     _spec_for(unique_id, node, _KINDS[resource_type], translator) if resource_type in _KINDS else None

@@ -190,3 +190,16 @@ def test_a_disabled_node_left_in_the_manifests_nodes_is_never_part_of_the_graph(
     graph = build_asset_graph(manifest=manifest)
     assert set(graph.nodes) == {"seed.p.regions"}
     assert graph.checks == () and [str(k) for k in graph.specs] == ["raw.regions"]
+
+
+def test_a_config_that_is_not_a_mapping_is_a_manifest_error_naming_the_node() -> None:
+    """A hand-edited or truncated manifest whose node has ``config: true`` fails with the node and the fix, never an
+    ``AttributeError`` from reading ``enabled`` (found by tests/reliability/test_fuzz.py)."""
+    manifest = _manifest(
+        {
+            "seed.p.regions": {"alias": "regions", "resource_type": "seed"},
+            "test.p.unique_regions_id": {"resource_type": "test", "config": True},
+        }
+    )
+    with pytest.raises(ManifestError, match=r"(?s)dbt parse.*test\.p\.unique_regions_id"):
+        build_asset_graph(manifest=manifest)
