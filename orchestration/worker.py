@@ -20,8 +20,9 @@ class QueueWorker(Generic[T]):
     """Runs ``handle(item)`` for each item put, in order, on one daemon thread named ``name``; or, with ``batch``,
     ``handle(items)`` with every item waiting at that moment (one transaction for many records).
 
-    ``handle`` records its own failures (the worker never stops on one); what :meth:`close` could not get written
-    in time is added to ``errors``.
+    ``handle`` should record its own failures; one it lets escape (or ``idle``'s) is caught here and named in
+    ``errors``, and the worker goes on with the next record. What :meth:`close` could not get written in time is
+    added to ``errors`` too.
     """
 
     def __init__(
@@ -74,7 +75,7 @@ class QueueWorker(Generic[T]):
                 item = self._queue.get(timeout=self._idle_every) if self._idle else self._queue.get()
             except queue.Empty:
                 if self._idle is not None:
-                    self._idle()  # records its own failures, as handle does
+                    self._guarded(self._idle)
                 continue
             if item is None:
                 return
@@ -89,12 +90,20 @@ class QueueWorker(Generic[T]):
                 else:
                     items.append(more)
             try:
-                if self._batch:
-                    self._handle(items)
-                else:
-                    self._handle(item)
+                self._guarded(self._handle, items if self._batch else item)
             finally:
                 with self._lock:
                     self._pending -= len(items)
             if last:
                 return
+
+    def _guarded(self, call: Callable[..., None], *args: Any) -> None:
+        """Run ``call``; an exception it raises is named in ``errors`` instead of ending the thread (every later
+        record would then be dropped with nothing said)."""
+        try:
+            call(*args)
+        except Exception as exc:  # noqa: BLE001 - the worker outlives any one record's failure
+            message = f"{self.name}: {type(exc).__name__}: {exc}"
+            with self._lock:
+                if message not in self.errors:  # an idle hook failing every half second is said once
+                    self.errors.append(message)

@@ -13,21 +13,35 @@ pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv ru
 
 
 def test_records_are_handled_in_order_and_a_failing_one_does_not_stop_the_rest() -> None:
+    """A handler that raises (a bug, or a failure it did not expect) is named in ``errors``; the records after it
+    are still written: before, the exception ended the thread and every later record was dropped silently."""
     seen: list[int] = []
-    errors: list[str] = []
 
     def handle(item: int) -> None:
-        try:
-            if item == 2:
-                raise ValueError("a broken record")
-            seen.append(item)
-        except ValueError as exc:  # as the mirror does: record the failure, keep going
-            errors.append(str(exc))
+        if item == 2:
+            raise ValueError("a broken record")
+        seen.append(item)
 
     with QueueWorker("test-writer", handle) as worker:
         for i in range(5):
             worker.put(i)
-    assert seen == [0, 1, 3, 4] and errors == ["a broken record"] and worker.errors == []
+    assert seen == [0, 1, 3, 4]
+    assert worker.errors == ["test-writer: ValueError: a broken record"]
+
+
+def test_an_idle_hook_that_raises_is_named_and_the_worker_keeps_handling_records() -> None:
+    seen: list[int] = []
+    failed = threading.Event()
+
+    def idle() -> None:
+        failed.set()
+        raise RuntimeError("heartbeat down")
+
+    worker: QueueWorker[int] = QueueWorker("test-idle", seen.append, idle=idle, idle_every=0.01)
+    assert failed.wait(30)
+    worker.put(1)
+    worker.close()
+    assert seen == [1] and "test-idle: RuntimeError: heartbeat down" in worker.errors
 
 
 def test_a_hung_writer_is_given_up_on_after_the_timeout_and_the_unwritten_records_are_counted() -> None:

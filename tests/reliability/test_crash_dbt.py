@@ -32,6 +32,7 @@ def test_retry_after_kill_9_mid_build_runs_only_what_did_not_finish(tmp_path: Pa
     env = base_env(tmp_path / "data", tmp_path / "prefect", prefect_server)
     warehouse = tmp_path / "slow.duckdb"
     env["SLOW_DUCKDB_PATH"] = str(warehouse)
+    building = env["SLOW_MARKER"] = str(tmp_path / "slow_is_building")
     run_log = tmp_path / "data" / "run_log_local.sqlite"
 
     proc = subprocess.Popen(
@@ -43,11 +44,11 @@ def test_retry_after_kill_9_mid_build_runs_only_what_did_not_finish(tmp_path: Pa
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
-    while "main.base" not in _succeeded(run_log):
+    # base's checkpoint is in the run log, and slow.py wrote its marker as it started building (it then waits)
+    while "main.base" not in _succeeded(run_log) or not Path(building).exists():
         assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "base never finished"
+        assert time.monotonic() < deadline, "slow never started building"
         time.sleep(0.1)
-    time.sleep(1.0)  # slow.sql is now building
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert _succeeded(run_log) == {"main.base"}, "only base finished before the kill"

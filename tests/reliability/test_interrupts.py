@@ -128,8 +128,10 @@ def test_a_signal_while_the_run_is_recorded_is_noted_and_the_record_written_firs
 
 def test_a_second_ctrl_c_stops_at_once(demo) -> None:
     stopped = interrupt_at(["materialize", "--all"], demo["env"], "dbt", signal.SIGINT, twice=True)
+    # the second Ctrl-C ends the process from its handler (os._exit(130)): the first one's orderly stop, which ends
+    # with the interrupted-run summary, never gets to print it
     assert stopped.returncode == 130
-    assert stopped.seconds_to_exit < 5, f"the second Ctrl-C took {stopped.seconds_to_exit:.1f} s"
+    assert "did not finish" not in " ".join(stopped.output.split()), stopped.output[-2000:]
     assert stopped.leftovers == [] and servers_of(demo["root"] / "prefect_home") == []
     assert run_cli(["retry"], demo["env"], check=False).returncode == 0
 
