@@ -102,7 +102,7 @@ class QueueWorker(Generic[T]):
         record would then be dropped with nothing said)."""
         try:
             call(*args)
-        except Exception as exc:  # noqa: BLE001 - the worker outlives any one record's failure
+        except Exception as exc:  # the worker outlives any one record's failure
             message = f"{self.name}: {type(exc).__name__}: {exc}"
             with self._lock:
                 if message not in self.errors:  # an idle hook failing every half second is said once

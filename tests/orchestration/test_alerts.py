@@ -144,7 +144,6 @@ def test_slow_hanging_and_refusing_endpoints_cost_the_run_at_most_the_deadline(t
     one accepts and never answers, one refuses; with seven alerts each, the good endpoint still gets all seven and
     the whole dispatch ends at the deadline, naming what was not delivered."""
     import socket
-    import time
 
     drip, hang = _BadEndpoint("drip"), _BadEndpoint("hang")
     with socket.socket() as probe:
