@@ -52,18 +52,117 @@ def postgres_env(env: dict[str, str], database_url: str) -> dict[str, str]:
     }
 
 
+class Zygote:
+    """``tests/zygote.py`` for this test process: started on the first :func:`run_cli`, one command at a time."""
+
+    _instance: Zygote | None = None
+
+    def __init__(self) -> None:
+        import tempfile
+        import threading
+
+        self.folder = Path(tempfile.mkdtemp(prefix="hw-zygote-"))
+        env = base_env(self.folder / "data", self.folder / "prefect_home")
+        env["GX_ANALYTICS_ENABLED"] = "false"
+        self.log = (self.folder / "zygote.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.zygote"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            start_new_session=True,
+        )
+        self.lock = threading.Lock()
+        self.count = 0
+        if self._read() != {"ready": True}:
+            raise RuntimeError(f"the test zygote did not start: {(self.folder / 'zygote.log').read_text()[-2000:]}")
+
+    @classmethod
+    def get(cls) -> Zygote | None:
+        if os.environ.get("HEADWATER_TEST_FORK") == "0":
+            return None
+        if cls._instance is None or cls._instance.process.poll() is not None:
+            import atexit
+
+            cls._instance = Zygote()
+            atexit.register(cls._instance.stop)
+        return cls._instance
+
+    def _read(self) -> dict:
+        import json
+
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the test zygote died: {(self.folder / 'zygote.log').read_text()[-2000:]}")
+        return json.loads(line)
+
+    def run(self, args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        import json
+        import signal
+        import threading
+
+        self.count += 1
+        out, err = self.folder / f"{self.count}.out", self.folder / f"{self.count}.err"
+        request = {"args": args, "env": env, "cwd": str(REPO), "stdout": str(out), "stderr": str(err)}
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        pid = self._read()["pid"]
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            rc = self._read()["rc"]
+        finally:
+            timer.cancel()
+        stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
+        out.unlink()
+        err.unlink()
+        command = [sys.executable, "-m", "orchestration.cli", *args]
+        if timed_out.is_set():
+            raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
+        return subprocess.CompletedProcess(command, rc, stdout, stderr)
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.process.poll() is None:
+            stop_process_group(self.process)
+        self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def run_cli(
     args: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    """Run ``headwater ARGS`` as the user would, in a fresh process."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``headwater ARGS`` as the user would, in a process of its own: a fork of the test zygote (imports done
+    once, ``tests/zygote.py``), or a fresh interpreter when the zygote is busy or ``HEADWATER_TEST_FORK=0``. Tests
+    about signals and the interpreter's start use :func:`start_cli`."""
+    zygote = Zygote.get()
+    if zygote is not None and zygote.lock.acquire(blocking=False):
+        try:
+            proc = zygote.run(args, env, timeout)
+        finally:
+            zygote.lock.release()
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if check and proc.returncode != 0:
         raise AssertionError(f"headwater {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
