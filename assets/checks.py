@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from assets.keys import AssetKey
 from assets.specs import CheckSpec, Severity
 
 if TYPE_CHECKING:
     from assets.graph import AssetGraph
-
-_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 @dataclass(frozen=True)
@@ -108,23 +106,6 @@ def _level_through(graph: AssetGraph, key: AssetKey, stage: Mapping[AssetKey, in
         (stage[a] + (1 if a in gates else 0) for a in graph.upstream([key]) if a in stage),
         default=0,
     )
-
-
-def period(spec: Mapping[str, Any] | None) -> timedelta | None:
-    """dbt's ``{count: 24, period: hour}`` as a timedelta (None when unset).
-
-    Raises:
-        ValueError: an unknown period or a non-positive count.
-    """
-    if not spec or spec.get("count") is None:
-        return None
-    unit = str(spec.get("period", "hour")).lower()
-    if unit not in _PERIODS:
-        raise ValueError(f"freshness period {unit!r} is not one of {', '.join(_PERIODS)}")
-    count = int(spec["count"])
-    if count <= 0:
-        raise ValueError(f"freshness count must be positive, got {count}")
-    return count * _PERIODS[unit]
 
 
 def freshness_outcome(check: CheckSpec, loaded_at: datetime | None, now: datetime) -> CheckOutcome:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
+from assets.errors import UserError
+
 N = TypeVar("N", bound=Hashable)
 
 
-class CycleError(ValueError):
+class CycleError(UserError, ValueError):
     """The graph has a cycle; ``cycle`` lists it with the first node repeated at the end."""
 
     def __init__(self, cycle: list, detail: str = "") -> None:

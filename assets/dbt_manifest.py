@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from assets.checks import period
 from assets.code_versions import node_code_version, unit_test_code_version
+from assets.errors import UserError
 from assets.keys import AssetKey
 from assets.nodes import LIST_TYPES, NodeSpec
-from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
+from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity, period
 
 Node = Mapping[str, Any]
 
@@ -54,7 +54,7 @@ _COMPILED = ("model", "test", "snapshot", "analysis", "operation")
 """dbt node types whose blank SQL makes them "empty" (never selected); seeds never are."""
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """The manifest is unreadable or malformed; the message names the file and the offending entries."""
 
 

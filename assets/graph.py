@@ -11,12 +11,13 @@ from typing import Any
 
 from assets.dag import DAG, CycleError
 from assets.dbt_manifest import DbtTranslator, read_manifest
+from assets.errors import UserError
 from assets.keys import AssetKey
 from assets.nodes import NodeSpec
 from assets.specs import AssetKind, AssetSpec, CheckSpec
 
 
-class DuplicateAssetError(ValueError):
+class DuplicateAssetError(UserError, ValueError):
     """Two different producers claim one key; the message names every such node with its file."""
 
 

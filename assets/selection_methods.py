@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
+from assets.errors import UserError
 from assets.graph import AssetGraph
 from assets.nodes import NodeSpec
 
@@ -26,7 +27,7 @@ _PARSED_NODES = frozenset({"model", "seed", "snapshot", "test", "operation"})
 """Types in dbt's ``manifest.nodes`` (analyses are not in Headwater's graph)."""
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError, ValueError):
     """A selection expression that cannot be parsed or names an unknown method; the message says the fix."""
 
 

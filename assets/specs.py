@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -163,3 +165,23 @@ class CheckSpec:
     @property
     def id(self) -> str:
         return f"{self.subject}:{self.name}"
+
+
+_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def period(spec: Mapping[str, Any] | None) -> timedelta | None:
+    """dbt's ``{count: 24, period: hour}`` as a timedelta (None when unset).
+
+    Raises:
+        ValueError: an unknown period or a non-positive count.
+    """
+    if not spec or spec.get("count") is None:
+        return None
+    unit = str(spec.get("period", "hour")).lower()
+    if unit not in _PERIODS:
+        raise ValueError(f"freshness period {unit!r} is not one of {', '.join(_PERIODS)}")
+    count = int(spec["count"])
+    if count <= 0:
+        raise ValueError(f"freshness count must be positive, got {count}")
+    return count * _PERIODS[unit]

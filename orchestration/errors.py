@@ -1,17 +1,22 @@
-"""Errors a user can fix, said in one line with the file (and line) and the fix; and reading the YAML files
-Headwater reads (profiles.yml, dbt_project.yml, headwater.yml, prefect.yaml) so that a typo says where it is."""
+"""Errors a user can fix (all :class:`UserError`, from ``assets.errors``), said in one line with the file (and line)
+and the fix; and reading the YAML files Headwater reads (profiles.yml, dbt_project.yml, headwater.yml, prefect.yaml)
+so that a typo says where it is."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from assets.errors import UserError
 
-class ConfigFileError(ValueError):
+__all__ = ["LOGGER", "ConfigFileError", "RunLogError", "UserError", "log_failure", "log_file", "read_yaml"]
+
+
+class ConfigFileError(UserError, ValueError):
     """A file Headwater reads is not valid; the message names the file, the line and the fix."""
 
 
-class RunLogError(RuntimeError):
+class RunLogError(UserError, RuntimeError):
     """The run log cannot be read or written (a damaged file, an unreachable warehouse); the message says which
     and what to do."""
 
@@ -37,35 +42,6 @@ def read_yaml(path: Path, fix: str) -> Any:
         raise ConfigFileError(f"{where}: not valid YAML ({problem}); {fix}") from None
     except UnicodeDecodeError as exc:
         raise ConfigFileError(f"{path}: not a text file ({exc.reason}); {fix}") from None
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """What a command reports in one line (exit 2) rather than with a traceback (``--debug`` shows it)."""
-    from assets import CycleError, DuplicateAssetError, ManifestError, SelectionError
-    from orchestration.dbt.executor import DbtInvocationError, DbtVarsError
-    from orchestration.engine.python_assets import PythonAssetError
-    from orchestration.notify.alerts import AlertConfigError
-    from orchestration.warehouse.lock import TargetBusy, WarehouseUnreachable
-    from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError
-    from quality.suites import SuiteError
-
-    return (
-        ConfigFileError,
-        RunLogError,
-        CycleError,
-        DuplicateAssetError,
-        ManifestError,
-        SelectionError,
-        AlertConfigError,
-        DbtInvocationError,
-        DbtVarsError,
-        PythonAssetError,
-        TargetBusy,
-        WarehouseUnreachable,
-        MissingCredentialError,
-        UnknownTargetError,
-        SuiteError,
-    )
 
 
 LOGGER = "headwater"

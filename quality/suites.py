@@ -24,12 +24,13 @@ import yaml
 
 from assets import AssetKey, CheckSpec, Severity
 from assets.code_versions import gx_code_version
+from assets.errors import UserError
 
 _EXPECTATION = re.compile(r"expect_[a-z0-9_]+")
 _OPTIONS = {"severity", "name", "description"}
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """One or more suite files are invalid; the message lists every problem with its file and the fix."""
 
 

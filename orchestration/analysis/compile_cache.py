@@ -2,7 +2,7 @@
 depends on changed, they read the manifest of the last compile instead of importing dbt and compiling again.
 
 A compile depends on more than a parse does, so its key is the asset graph's inputs key
-(``orchestration.inputs_cache.inputs_key``: files, variables, vars, target, versions) plus a digest of the
+(``orchestration.dbt.inputs_cache.inputs_key``: files, variables, vars, target, versions) plus a digest of the
 warehouse's relations and columns (``is_incremental()`` and the adapter's relation cache read them). A compile that
 queried the warehouse for a node (``run_query``, ``dbt_utils.get_column_values``: its SQL depends on data) is never
 kept. A warehouse that cannot be read is a miss. The entry (``headwater_compile.json`` beside the manifest) records
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.dbt import executor
-from orchestration.inputs_cache import code_unchanged, inputs_key, loaded_code
+from orchestration.dbt.inputs_cache import code_unchanged, inputs_key, loaded_code
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 

@@ -177,10 +177,10 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("HEADWATER_DEBUG") == "1" or "--debug" in sys.argv:
             raise
-        from orchestration.errors import user_errors
+        from orchestration.errors import UserError
 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if isinstance(exc, user_errors()):
+        if isinstance(exc, UserError):
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(2)
         console.print(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import typer
 
@@ -187,7 +188,7 @@ def _flow_state(project: Project, resolved, server, parameters: dict):
 
 def _parse_ahead(project: Project, resolved, parameters: dict, reporter) -> None:
     """The run's ``dbt parse``, while the local Prefect server starts (~6.5 s, most of it on the other core): the flow
-    takes this manifest when no input changed since (``inputs_cache.parse_ahead``). A parse that fails here is left
+    takes this manifest when no input changed since (``executor.parse_ahead``). A parse that fails here is left
     to the flow, which fails the same way and records it as the run's own failure."""
     from orchestration.dbt.executor import DbtOptions
     from orchestration.inputs_cache import parse_ahead
@@ -257,15 +258,13 @@ def _finish(report, code: int, server=None, hurry: bool = False) -> None:
 def _release() -> None:
     """What the interpreter's exit would do that matters: close DuckDB (a clean checkpoint) and release dbt's
     semaphores (or the resource tracker warns of leaks)."""
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    import gc
 
-        DuckDBConnectionManager.close_all_connections()
-        import gc
+    if "dbt.adapters.duckdb" in sys.modules:  # dbt-duckdb ran in this process: close its file (dbt/ does)
+        from orchestration.dbt.executor import release_duckdb
 
+        release_duckdb()
         gc.collect()
-    except ImportError:
-        pass
     from orchestration.cli._compat import run_multiprocessing_exit_hooks
 
     run_multiprocessing_exit_hooks()

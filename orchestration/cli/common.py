@@ -129,13 +129,13 @@ def _graph(project: Project, resolved, options=None, *, cached: bool = False):
     """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised).
 
     ``cached``: the commands that only read take the graph saved on disk when nothing it was built from changed
-    (``orchestration.inputs_cache``), and save the one they build."""
+    (``orchestration.dbt.inputs_cache``), and save the one they build."""
     from orchestration.dbt import executor
 
     options = options or executor.NO_OPTIONS
     if not cached:
         return _built_graph(project, resolved, options)
-    from orchestration import inputs_cache
+    from orchestration.dbt import inputs_cache
 
     key = inputs_cache.inputs_key(project, resolved, options.vars)
     graph = inputs_cache.load(project, resolved, key, options.vars)

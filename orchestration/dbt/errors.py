@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from assets.errors import UserError
 
-class DbtInvocationError(RuntimeError):
+
+class DbtInvocationError(UserError, RuntimeError):
     """dbt could not run at all (bad project, profile or arguments), as opposed to a node failing."""
 
 
@@ -56,3 +58,14 @@ def connection_failure(exc: BaseException) -> str | None:
             return lost_connection(str(current)) or lost_connection(str(exc))
         current = current.__cause__ or current.__context__
     return None
+
+
+def duckdb_busy(exception: BaseException | None) -> bool:
+    """dbt-duckdb could not open the file: another process holds DuckDB's lock on it."""
+    return exception is not None and "could not set lock on file" in str(exception).lower()
+
+
+def busy_line(exception: BaseException) -> str:
+    """The line of a busy-file error that says who holds the lock (else its first line)."""
+    lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
+    return next((line for line in lines if "lock" in line.lower()), lines[0] if lines else type(exception).__name__)

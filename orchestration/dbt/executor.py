@@ -19,26 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.errors import UserError
 from orchestration import interrupts
-from orchestration.dbt.errors import DbtInvocationError, WarehouseConnectionError, connection_failure, lost_connection
+from orchestration.dbt import inputs_cache
+from orchestration.dbt.errors import (
+    DbtInvocationError,
+    WarehouseConnectionError,
+    busy_line,
+    connection_failure,
+    duckdb_busy,
+    lost_connection,
+)
 from orchestration.dbt.large_seeds import hash_large_seeds
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 
-__all__ = [
-    "DbtInvocationError",
-    "DbtOptions",
-    "DbtVarsError",
-    "WarehouseConnectionError",
-    "lost_connection",
-]
+__all__ = ["DbtInvocationError", "DbtOptions", "DbtVarsError", "WarehouseConnectionError", "lost_connection"]
 
 _DBT_LOCK = threading.Lock()
 _PARSED: dict[tuple[str, ...], Any] = {}
 """The last parsed Manifest object per (project, profiles, target, vars): builds reuse it instead of re-parsing."""
 
 
-class DbtVarsError(ValueError):
+class DbtVarsError(UserError, ValueError):
     """``--vars`` is not a YAML (or JSON) mapping; the message shows what was given and an example."""
 
 
@@ -196,9 +199,8 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
     Raises:
         DbtInvocationError: the project does not parse; the message carries dbt's error.
     """
-    from orchestration.inputs_cache import parsed_ahead
-
-    if (ahead := parsed_ahead(project, target, options)) is not None:
+    ahead = inputs_cache.parsed_ahead(parse_key(project, target, options), project, target, options.vars)
+    if ahead is not None:
         return ahead  # the CLI parsed while its local Prefect server started, and no input changed since
     with folder_lock(project.dbt_target_path):
         result = invoke(project, target, ["parse"], options=options)
@@ -207,6 +209,13 @@ def parse(project: Project, target: Target, options: DbtOptions = NO_OPTIONS) ->
             raise DbtInvocationError(f"dbt parse failed for {project.dbt_project_dir}: {result.exception}")
         _PARSED[parse_key(project, target, options)] = result.result
         return hash_large_seeds(json.loads((project.dbt_target_path / "manifest.json").read_text()))
+
+
+def parse_ahead(project: Project, target: Target, options: DbtOptions) -> None:
+    """``dbt parse`` now (while the CLI's local Prefect server boots), kept for the run's own :func:`parse` under
+    the inputs key taken before: that parse gets it only if no input changed since, else dbt parses again."""
+    inputs = inputs_cache.inputs_key(project, target, options.vars)
+    inputs_cache.keep_ahead(parse_key(project, target, options), inputs, parse(project, target, options))
 
 
 @contextmanager
@@ -379,12 +388,12 @@ def build(
             )
             # another process reads the DuckDB file (a `duckdb` shell, a notebook): dbt could not even open it;
             # wait for it briefly instead of failing the run (nothing ran: dbt stops before its first node)
-            if result.result is not None or not _duckdb_busy(result.exception) or waited >= DUCKDB_BUSY_WAIT:
+            if result.result is not None or not duckdb_busy(result.exception) or waited >= DUCKDB_BUSY_WAIT:
                 break
             if not waited:  # say why the run is idle now, not at the end
                 print(
                     f"waiting up to {DUCKDB_BUSY_WAIT:.0f} s for another process to release the DuckDB file: "
-                    f"{_first_line(result.exception)}",
+                    f"{busy_line(result.exception)}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -400,10 +409,10 @@ def build(
     # closed on the way out as the error), the run was interrupted
     interrupts.check()
     if result.exception is not None and result.result is None:
-        if _duckdb_busy(result.exception):
+        if duckdb_busy(result.exception):
             raise DbtInvocationError(
                 f"dbt build could not open the DuckDB file for {waited:.0f} s: another process holds it "
-                f"({_first_line(result.exception)}); close it (a `duckdb` shell, a notebook) and run again"
+                f"({busy_line(result.exception)}); close it (a `duckdb` shell, a notebook) and run again"
             )
         reason = connection_failure(result.exception)
         if reason is not None:
@@ -427,15 +436,6 @@ def build(
 
 DUCKDB_BUSY_WAIT = 30.0
 """Seconds a build waits for another process to let go of the DuckDB file before it fails."""
-
-
-def _duckdb_busy(exception: BaseException | None) -> bool:
-    return exception is not None and "could not set lock on file" in str(exception).lower()
-
-
-def _first_line(exception: BaseException) -> str:
-    lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
-    return next((line for line in lines if "lock" in line.lower()), lines[0] if lines else type(exception).__name__)
 
 
 def release_duckdb() -> None:

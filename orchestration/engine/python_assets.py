@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assets import AssetKind
+from assets.errors import UserError
 from assets.python import AssetContext, PythonAsset, collect
 from orchestration.engine.outcomes import Outcome
 from orchestration.engine.plan import RunPlan
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 ENV = "HEADWATER_PYTHON_ASSETS"
 
 
-class PythonAssetError(ImportError):
+class PythonAssetError(UserError, ImportError):
     """A configured Python asset module cannot be imported; names the module and where it was configured."""
 
 

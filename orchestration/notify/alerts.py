@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.errors import UserError
+
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(UserError, ValueError):
     """headwater.yml's alerts section is malformed; the message names the file and the entry."""
 
 

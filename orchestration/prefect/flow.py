@@ -36,7 +36,7 @@ from orchestration.engine.report import (
 from orchestration.engine.stages import bad_assets, build_dbt
 from orchestration.engine.state import due_suites, only_stale, raw_checks
 from orchestration.engine.tasks import mirrored_tasks
-from orchestration.errors import log_file, user_errors
+from orchestration.errors import UserError, log_file
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect import asset_events
 from orchestration.prefect.artifacts import publish_summary, run_url
@@ -123,7 +123,7 @@ def materialize_flow(
     except interrupts.Interrupted as exc:  # before the run was recorded: nothing to mark
         failure = MaterializeInterrupted(None, exc)
         return Failed(message=str(failure), data=failure)
-    except user_errors() as exc:
+    except UserError as exc:
         # the user's to fix (a bad file, a cycle, a busy or unreachable warehouse), not a crash: a Failed state with
         # the message, no traceback in the log
         get_run_logger().error("%s", exc)

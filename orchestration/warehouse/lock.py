@@ -22,17 +22,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from assets.errors import UserError
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 
 TIMEOUT_ENV = "HEADWATER_LOCK_TIMEOUT"
 
 
-class TargetBusy(RuntimeError):
+class TargetBusy(UserError, RuntimeError):
     """Another Headwater run holds the target; the message names it and what to do."""
 
 
-class WarehouseUnreachable(RuntimeError):
+class WarehouseUnreachable(UserError, RuntimeError):
     """The target's server does not answer; the message names the address and where it is configured."""
 
 

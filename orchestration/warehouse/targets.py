@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from assets.errors import UserError
 from orchestration.errors import read_yaml
 from orchestration.project import Project
 
@@ -24,11 +25,11 @@ TARGET_ENV = "HEADWATER_TARGET"
 DEFAULT_TARGET = "dev"
 
 
-class MissingCredentialError(RuntimeError):
+class MissingCredentialError(UserError, RuntimeError):
     """A variable a target needs is not set; the message names it and where it was looked for."""
 
 
-class UnknownTargetError(ValueError):
+class UnknownTargetError(UserError, ValueError):
     """The requested target is not defined in profiles.yml."""
 
 

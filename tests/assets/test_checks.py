@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from assets import AssetGraph, AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
-from assets.checks import CheckOutcome, blocked_by, freshness_outcome, gate_stages, period
+from assets.checks import CheckOutcome, blocked_by, freshness_outcome, gate_stages
+from assets.specs import period
 
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 

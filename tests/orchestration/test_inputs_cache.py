@@ -1,4 +1,4 @@
-"""The asset graph cached on disk for the commands that only read (orchestration/inputs_cache.py).
+"""The asset graph cached on disk for the commands that only read (orchestration/dbt/inputs_cache.py).
 
 Unit tests of the key and the entry (what invalidates it, what does not), then the real CLI over a small dbt project
 on DuckDB: the second `headwater assets` imports neither dbt nor dlt, and an edit is seen at once, never a stale
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from assets import AssetGraph, AssetKey, AssetKind, AssetSpec
-from orchestration import inputs_cache
+from orchestration.dbt import inputs_cache
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 from tests.conftest import REPO
@@ -137,13 +137,13 @@ def test_a_parse_ahead_serves_the_next_parse_once_and_only_while_its_inputs_are_
         executor, "invoke", lambda p, t, command, **kw: invoked.append(command) or real(p, t, command, **kw)
     )
 
-    inputs_cache.parse_ahead(project, target, executor.NO_OPTIONS)
+    executor.parse_ahead(project, target, executor.NO_OPTIONS)
     assert executor.parse(project, target, executor.NO_OPTIONS)["nodes"].keys() >= {"model.cached.second"}
     assert invoked == [["parse"]], "the run's parse took the manifest parsed ahead"
     executor.parse(project, target, executor.NO_OPTIONS)
     assert invoked == [["parse"], ["parse"]], "used once"
 
-    inputs_cache.parse_ahead(project, target, executor.NO_OPTIONS)
+    executor.parse_ahead(project, target, executor.NO_OPTIONS)
     (tmp_path / "dbt" / "models" / "third.sql").write_text("select 2 as id")
     assert "model.cached.third" in executor.parse(project, target, executor.NO_OPTIONS)["nodes"]
     assert len(invoked) == 4, "the edit made the run parse again"

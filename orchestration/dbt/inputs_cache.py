@@ -32,14 +32,11 @@ import sysconfig
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assets import AssetGraph
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
-
-if TYPE_CHECKING:
-    from orchestration.dbt.executor import DbtOptions
 
 FORMAT = 1
 _SKIPPED_DIRS = {"target", "logs", "__pycache__", "node_modules"}
@@ -199,24 +196,18 @@ def code_unchanged(code: Mapping[str, tuple[int, int]]) -> bool:
 
 
 _AHEAD: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+"""Manifests parsed ahead in this process (``executor.parse_ahead``), by dbt parse key: (inputs key, manifest)."""
 
 
-def parse_ahead(project: Project, target: Target, options: DbtOptions) -> None:
-    """``dbt parse`` now, for the run's own parse later in this process: the CLI parses while the local Prefect server
-    it started boots on the other core. The later parse gets this manifest only if the inputs key is still the one
-    taken before this parse (:func:`parsed_ahead`); otherwise dbt parses again."""
-    from orchestration.dbt import executor
-
-    key = inputs_key(project, target, options.vars)
-    manifest = executor.parse(project, target, options)
-    _AHEAD[executor.parse_key(project, target, options)] = (key, manifest)
+def keep_ahead(parse_key: tuple[str, ...], inputs: str, manifest: dict[str, Any]) -> None:
+    _AHEAD[parse_key] = (inputs, manifest)
 
 
-def parsed_ahead(project: Project, target: Target, options: DbtOptions) -> dict[str, Any] | None:
-    """The manifest :func:`parse_ahead` made with these arguments, once, if none of its inputs changed since."""
-    from orchestration.dbt.executor import parse_key
-
-    found = _AHEAD.pop(parse_key(project, target, options), None)
-    if found is None or found[0] != inputs_key(project, target, options.vars):
+def parsed_ahead(
+    parse_key: tuple[str, ...], project: Project, target: Target, cli_vars: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The manifest kept under ``parse_key``, once, if none of its inputs changed since it was parsed."""
+    found = _AHEAD.pop(parse_key, None)
+    if found is None or found[0] != inputs_key(project, target, cli_vars):
         return None
     return found[1]
