@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from assets.errors import UserError
 from assets.graph import AssetGraph
 from assets.nodes import NodeSpec
+from assets.specs import AssetSpec
 
 HEADWATER_TYPES = frozenset({"python"})
 NODE_TYPES = frozenset(
@@ -204,7 +205,7 @@ def selector_methods(graph: AssetGraph) -> dict[str, Matcher]:
     """Every selector method: a predicate over a node and the method's value."""
     project = graph.project_name
 
-    def spec_of(node: NodeSpec):
+    def spec_of(node: NodeSpec) -> AssetSpec | None:
         return graph.specs.get(node.asset_key) if node.asset_key is not None else None
 
     def kind(node: NodeSpec, value: str) -> bool:

@@ -47,7 +47,9 @@ class LoadResult:
         return sum(self.rows.values())
 
 
-def pipeline_for(definition: SourceDefinition, destination: Destination, *, target: str, pipelines_dir: Path):
+def pipeline_for(
+    definition: SourceDefinition, destination: Destination, *, target: str, pipelines_dir: Path
+) -> dlt.Pipeline:
     """The dlt pipeline of ``definition`` for ``target`` (its incremental state is per target)."""
     return dlt.pipeline(
         pipeline_name=f"headwater_{definition.name}_{target}",
@@ -97,8 +99,10 @@ def run_source(
             source = source.with_resources(*resource_names(wanted, source.resources))
         try:
             with _interruptions_pass_through():
-                refresh = "drop_data" if full_refresh else None
-                info = pipeline.run(source, loader_file_format="parquet", refresh=refresh)
+                if full_refresh:
+                    info = pipeline.run(source, loader_file_format="parquet", refresh="drop_data")
+                else:
+                    info = pipeline.run(source, loader_file_format="parquet")
             break
         except PipelineStepFailed as exc:
             violation = _contract_violation(exc)
@@ -123,7 +127,7 @@ def run_source(
             # Arrow's allocator keeps what normalizing freed for Arrow's next use: give it back before dbt and GX
             # run (measured: ~25 MiB of a demo run's RSS, ~10-20 MiB of its peak)
             pyarrow.default_memory_pool().release_unused()
-    normalize = pipeline.last_trace.last_normalize_info
+    normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace is not None else None
     counts = normalize.row_counts if normalize else {}
     rows = {table: n for table, n in counts.items() if not table.startswith(("_dlt", QUARANTINE_TABLE))}
     for table, n in recovered.items():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingestion.registry import SourcePaths
+
 import hashlib
 import os
 import tempfile
@@ -90,7 +95,7 @@ class Project:
         return stored_schemas(target=target, pipelines_dir=self.pipelines_dir)
 
     @property
-    def source_paths(self):  # -> ingestion.SourcePaths
+    def source_paths(self) -> SourcePaths:
         from ingestion.registry import SourcePaths  # importing ingestion imports dlt (1-2.5 s): only when needed
 
         return SourcePaths(

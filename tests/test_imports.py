@@ -108,6 +108,28 @@ def test_no_module_imports_itself_back_through_others() -> None:
     assert found == [], "import circles (break one edge: move the shared part down):\n" + "\n".join(shown)
 
 
+def missing(known: dict[str, Path]) -> list[str]:
+    """Imports of a module of ours that does not exist (a deferred import of a moved module fails only when its
+    function runs, often on a path few tests take)."""
+    found = []
+    for path in known.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in PACKAGES and name not in known:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
+    return found
+
+
+def test_every_import_of_our_own_modules_names_one_that_exists() -> None:
+    assert missing(modules()) == []
+
+
 def test_the_bottom_packages_never_import_orchestration() -> None:
     known = modules()
     upward = sorted(

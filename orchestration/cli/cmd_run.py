@@ -190,8 +190,7 @@ def _parse_ahead(project: Project, resolved, parameters: dict, reporter) -> None
     """The run's ``dbt parse``, while the local Prefect server starts (~6.5 s, most of it on the other core): the flow
     takes this manifest when no input changed since (``executor.parse_ahead``). A parse that fails here is left
     to the flow, which fails the same way and records it as the run's own failure."""
-    from orchestration.dbt.executor import DbtOptions
-    from orchestration.inputs_cache import parse_ahead
+    from orchestration.dbt.executor import DbtOptions, parse_ahead
 
     reporter.phase("parse dbt project")
     try:  # a parse depends on the run's --vars alone (its key and its dbt arguments)

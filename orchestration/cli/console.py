@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestration.engine.report import MaterializeReport
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -89,7 +94,7 @@ def styled(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def dbt_status_line(report) -> str | None:
+def dbt_status_line(report: MaterializeReport) -> str | None:
     """dbt's own end-of-run line over the final status of every node dbt ran, hooks included."""
     if not report.dbt_statuses:
         return None
@@ -100,7 +105,7 @@ def dbt_status_line(report) -> str | None:
     )
 
 
-def summary_tables(report) -> list[Table]:  # report: orchestration.engine.report.MaterializeReport
+def summary_tables(report: MaterializeReport) -> list[Table]:
     """The end-of-run summary: what was loaded, what was built, what the checks said, who was alerted."""
     tables = []
     if report.ingested:
@@ -167,14 +172,14 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.engine.repor
                 no_wrap=column in ("asset", "severity", "status", "rows"),
                 min_width=widths.get(column),
             )
-        for result in problems[:MAX_ROWS]:
+        for outcome in problems[:MAX_ROWS]:
             checks.add_row(
-                result.check.subject,
-                result.check.name,
-                result.check.severity.value,
-                styled(result.status),
-                "" if result.failures is None else str(result.failures),
-                first_lines(result.message, 160),
+                outcome.check.subject,
+                outcome.check.name,
+                outcome.check.severity.value,
+                styled(outcome.status),
+                "" if outcome.failures is None else str(outcome.failures),
+                first_lines(outcome.message, 160),
             )
         if len(problems) > MAX_ROWS:
             checks.add_row(f"... {len(problems) - MAX_ROWS} more", "", "", "", "", "`headwater checks --failed`")
@@ -192,7 +197,7 @@ def summary_tables(report) -> list[Table]:  # report: orchestration.engine.repor
     return tables
 
 
-def state_table(report) -> Table:
+def state_table(report: MaterializeReport) -> Table:
     """A stale-only run: each asset it built with why it was stale, each check it ran against an asset it kept
     (new, changed or cut off) with why, then the fresh ones it kept, counted by why when there are many (the run's
     artifact in Prefect and `headwater assets` list each)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from assets import AssetGraph, AssetKey
+from assets import AssetGraph, AssetKey, AssetSpec
 from assets.checks import CheckOutcome
 from assets.run_log import CheckRecord, Materialization
 from orchestration.engine.dbt_segment import FAILED, NodeOutcome
@@ -187,7 +187,7 @@ class MaterializeInterrupted(Exception):
             message += f" (run {report.run_id}); `headwater retry` runs them"
         super().__init__(message)
 
-    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its report (Prefect persists state data)
         return (_rebuild_interrupted, (self.report, self.exit_code, str(self)))
 
 
@@ -225,7 +225,7 @@ def mark_unfinished(plan: Any, report: MaterializeReport, mirror: Any, message: 
         mirror.finish(spec.unique_id, Outcome.INTERRUPTED, message)
 
 
-def _spec(graph: AssetGraph, key: str):
+def _spec(graph: AssetGraph, key: str) -> AssetSpec | None:
     """The spec of a result's key; None for what is no asset (a hook, a check's package)."""
     try:
         return graph.specs.get(AssetKey.parse(key))

@@ -12,6 +12,11 @@ holder, or waits up to ``HEADWATER_LOCK_TIMEOUT`` seconds first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 import hashlib
 import json
 import os
@@ -132,7 +137,7 @@ def asset_key_lock(target: Target, asset: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _connect(target: Target):
+def _connect(target: Target) -> tuple[sa.Engine, sa.Connection]:
     import sqlalchemy as sa
 
     engine = target.engine(poolclass=sa.pool.NullPool)

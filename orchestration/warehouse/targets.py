@@ -6,6 +6,11 @@ the destination dlt loads into is, by construction, the warehouse dbt builds in.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 import base64
 import os
 import re
@@ -97,14 +102,14 @@ class Target:
             return {}
         return {"host": c["host"], "port": int(c["port"]), "protocol": c["protocol"]}
 
-    def engine(self, **kwargs: Any):
+    def engine(self, **kwargs: Any) -> sa.Engine:
         """A SQLAlchemy engine on the warehouse (``kwargs`` go to ``create_engine``; ``connect_args`` are merged)."""
         import sqlalchemy as sa
 
         connect = {**self.connect_args(), **kwargs.pop("connect_args", {})}
         return sa.create_engine(self.sqlalchemy_url(), connect_args=connect, **kwargs)
 
-    def dlt_destination(self):
+    def dlt_destination(self) -> Any:  # a dlt Destination (dlt's destination factories are untyped)
         """The dlt destination for this target."""
         import dlt
 
