@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+
+if TYPE_CHECKING:
+    from assets import AssetGraph
+    from orchestration.prefect.automations import Compiled
+    from orchestration.prefect.deploy import DeploymentSpec
+    from orchestration.project import Project
+    from orchestration.warehouse.targets import Target
 
 from orchestration.cli.common import (
     ProjectDir,
@@ -108,7 +115,7 @@ def automations(
     _print_automations(compiled, resolved.name)
 
 
-def _compiled(project, target_name: str | None):
+def _compiled(project: Project, target_name: str | None) -> tuple[Target, AssetGraph, list[Compiled]]:
     """The target, the graph and the compiled automations (errors printed, not raised)."""
     from assets.automation import AutomationError, resolve_automations
     from orchestration.cli.common import _graph, _target
@@ -125,7 +132,9 @@ def _compiled(project, target_name: str | None):
     return resolved, graph, compile_all(found, graph, resolved)
 
 
-def _print_deployments(specs, target, work_pool, paused: bool, where: str) -> None:
+def _print_deployments(
+    specs: list[DeploymentSpec], target: str | None, work_pool: str | None, paused: bool, where: str
+) -> None:
     from rich.table import Table
 
     table = Table(title=f"Deployments on {where}")
@@ -144,7 +153,7 @@ def _print_deployments(specs, target, work_pool, paused: bool, where: str) -> No
     console.print(table)
 
 
-def _print_automations(compiled, target_name: str) -> None:
+def _print_automations(compiled: list[Compiled], target_name: str) -> None:
     from rich.table import Table
 
     if not compiled:
@@ -169,7 +178,7 @@ def _print_automations(compiled, target_name: str) -> None:
     console.print(table)
 
 
-def _save_deployed_states(project, target_names: list[str]) -> None:
+def _save_deployed_states(project: Project, target_names: list[str]) -> None:
     """Keep the compiled manifest per deployed target: ``headwater plan`` compares the working project with it."""
     from orchestration.analysis.changes import save_deployed_state
     from orchestration.dbt.executor import DbtInvocationError

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from assets import AssetGraph, AssetKey
+    from orchestration.warehouse.run_log import RunLog
+    from orchestration.warehouse.targets import Target
 
 from orchestration.cli.common import (
     DbtProject,
@@ -26,7 +31,7 @@ SelectionArg = Annotated[
 ]
 
 
-def _stale(run_log, graph, target) -> dict:
+def _stale(run_log: RunLog, graph: AssetGraph, target: Target) -> dict[AssetKey, str]:
     """What the next run would do to each asset and why: build it (stale) or run some of its checks against it as it
     stands (new, changed or cut-off checks), from the run's own decision (run log, relations in the warehouse and
     their data versions, new source data); a warehouse that does not answer is a printed note."""

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from orchestration.cli.common import _fail, console
 from orchestration.project import Project
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from orchestration.cli.console import RichReporter
+    from orchestration.engine.report import MaterializeReport
+    from orchestration.prefect.local_server import LocalServer
+    from orchestration.warehouse.targets import Target
+
 FAST_EXIT = [False]
 """Set by ``cli.main``: the console script may end the process without the interpreter's slow teardown."""
 
 
-def _local_server(project: Project):
+def _local_server(project: Project) -> LocalServer | None:
     """Start Headwater's own local Prefect API when none is configured (see ``local_server``); None otherwise: when
     ``PREFECT_API_URL`` is set, or the server ``headwater server`` started answers (then it is the run's API)."""
     import atexit
@@ -49,7 +59,7 @@ def ensure_demo(project: Project) -> bool:
     return True
 
 
-def _run_flow(project: Project, resolved, **parameters) -> None:
+def _run_flow(project: Project, resolved: Target, **parameters: Any) -> None:
     """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
     (128 + the signal's number when a signal interrupted it)."""
     from orchestration import interrupts
@@ -77,7 +87,7 @@ def _check_settings(project: Project) -> None:
 
 
 @contextlib.contextmanager
-def _prefect_settings(server):
+def _prefect_settings(server: LocalServer | None) -> Iterator[None]:
     """Prefect talks to the local API for the rest of this process, whenever Prefect was imported, and never starts
     an ephemeral server of its own (one the CLI's fast exit would leave running)."""
     if server is None:
@@ -89,7 +99,7 @@ def _prefect_settings(server):
         yield
 
 
-def _run_and_report(project: Project, resolved, server, parameters: dict) -> None:
+def _run_and_report(project: Project, resolved: Target, server: LocalServer | None, parameters: dict[str, Any]) -> None:
     from orchestration import interrupts
 
     try:
@@ -160,7 +170,9 @@ def _run_and_report(project: Project, resolved, server, parameters: dict) -> Non
     _finish(report, 0 if report.ok else 1, server)
 
 
-def _flow_state(project: Project, resolved, server, parameters: dict):
+def _flow_state(
+    project: Project, resolved: Target, server: LocalServer | None, parameters: dict[str, Any]
+) -> State[Any]:
     """The materialize flow's final state, with progress bars (the local server must answer first)."""
     from orchestration.cli.console import RichReporter
     from orchestration.engine.progress import set_reporter
@@ -186,7 +198,7 @@ def _flow_state(project: Project, resolved, server, parameters: dict):
         set_reporter(None)
 
 
-def _parse_ahead(project: Project, resolved, parameters: dict, reporter) -> None:
+def _parse_ahead(project: Project, resolved: Target, parameters: dict[str, Any], reporter: RichReporter) -> None:
     """The run's ``dbt parse``, while the local Prefect server starts (~6.5 s, most of it on the other core): the flow
     takes this manifest when no input changed since (``executor.parse_ahead``). A parse that fails here is left
     to the flow, which fails the same way and records it as the run's own failure."""
@@ -200,7 +212,7 @@ def _parse_ahead(project: Project, resolved, parameters: dict, reporter) -> None
     import orchestration.prefect.flow  # noqa: F401  (Prefect's import, ~1.5 s, also while the server starts)
 
 
-def _print_failures(report) -> None:
+def _print_failures(report: MaterializeReport) -> None:
     """Every final failure on its own line (assets, hooks, checks), grouped by message when many share one, so
     that the list fits a screen; each line names the node and the first line of its error."""
     from orchestration.cli.console import first_lines
@@ -223,7 +235,7 @@ def _print_failures(report) -> None:
         shown += 1
 
 
-def _finish(report, code: int, server=None, hurry: bool = False) -> None:
+def _finish(report: MaterializeReport, code: int, server: LocalServer | None = None, hurry: bool = False) -> None:
     """End the process once every record is safe.
 
     With Headwater's local server, wait until it has recorded the run's task runs (events are stored

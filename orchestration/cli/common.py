@@ -3,10 +3,16 @@ target and its asset graph with errors printed instead of raised."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from assets import AssetGraph, AssetKey
+    from orchestration.dbt.executor import DbtOptions
+    from orchestration.warehouse.targets import Target
 
 from orchestration._env import apply_defaults
 
@@ -106,7 +112,7 @@ def _project(project_dir: Path | None, dbt_project: Path | None = None, profiles
         raise _fail(str(exc)) from None
 
 
-def _target(project: Project, name: str | None):
+def _target(project: Project, name: str | None) -> Target:
     from orchestration.warehouse.targets import MissingCredentialError, UnknownTargetError, resolve_target
 
     try:
@@ -115,7 +121,7 @@ def _target(project: Project, name: str | None):
         raise _fail(str(exc)) from None
 
 
-def _options(vars_text: str | None, **flags):
+def _options(vars_text: str | None, **flags: Any) -> DbtOptions:
     """The run's dbt flags from the command line (a malformed ``--vars`` is printed, not raised)."""
     from orchestration.dbt import executor
 
@@ -125,7 +131,9 @@ def _options(vars_text: str | None, **flags):
         raise _fail(str(exc)) from None
 
 
-def _graph(project: Project, resolved, options=None, *, cached: bool = False):
+def _graph(
+    project: Project, resolved: Target, options: DbtOptions | None = None, *, cached: bool = False
+) -> AssetGraph:
     """Parse the dbt project (with the run's ``--vars``) and build its asset graph (errors printed, not raised).
 
     ``cached``: the commands that only read take the graph saved on disk when nothing it was built from changed
@@ -146,7 +154,7 @@ def _graph(project: Project, resolved, options=None, *, cached: bool = False):
     return graph
 
 
-def _built_graph(project: Project, resolved, options):
+def _built_graph(project: Project, resolved: Target, options: DbtOptions) -> AssetGraph:
     from assets import DuplicateAssetError, ManifestError
     from assets.dag import CycleError
     from orchestration.dbt import executor
@@ -182,7 +190,16 @@ def _built_graph(project: Project, resolved, options):
         raise _fail(str(exc)) from None
 
 
-def _selected(project_dir, dbt_project, profiles_dir, target, selection, exclude, vars_text=None, state_dir=None):
+def _selected(
+    project_dir: Path | None,
+    dbt_project: Path | None,
+    profiles_dir: Path | None,
+    target: str | None,
+    selection: str | Sequence[str] | None,
+    exclude: str | Sequence[str] | None,
+    vars_text: str | None = None,
+    state_dir: Path | None = None,
+) -> tuple[Project, Target, AssetGraph, set[str], set[AssetKey]]:
     """Project, target, graph, the selected node ids and their assets, for the commands that list."""
     from assets import SelectionError
     from assets.selection import select_nodes

@@ -5,12 +5,18 @@ failed tests that belong to no asset (selected by name)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from orchestration.cli.common import _fail, console
 from orchestration.project import Project
 
+if TYPE_CHECKING:
+    from assets import AssetGraph, AssetKey
+    from orchestration.warehouse.run_log import RunLog
+    from orchestration.warehouse.targets import Target
 
-def is_key(graph, text: str) -> bool:
+
+def is_key(graph: AssetGraph, text: str) -> bool:
     from assets import AssetKey
 
     try:
@@ -19,7 +25,7 @@ def is_key(graph, text: str) -> bool:
         return False
 
 
-def retry_graph(project: Project, resolved, run_vars: dict):
+def retry_graph(project: Project, resolved: Target, run_vars: dict[str, Any]) -> AssetGraph:
     """The asset graph ``retry`` decides with, built once per command: the reading commands' cached graph when
     nothing it was built from changed, else a parse (the run's flow then parses for itself)."""
     from orchestration.cli.common import _graph
@@ -28,7 +34,7 @@ def retry_graph(project: Project, resolved, run_vars: dict):
     return _graph(project, resolved, executor.DbtOptions(vars=run_vars), cached=True)
 
 
-def check_selectors(graph, check_ids: list[str], rebuilt: set[str] | None = None) -> list[str]:
+def check_selectors(graph: AssetGraph, check_ids: list[str], rebuilt: set[str] | None = None) -> list[str]:
     """dbt selectors, by test name, for the tests among ``check_ids`` that no rebuilt asset brings along: a test on no
     asset, and a test whose assets are kept (it runs against them as they stand; selecting its asset would load or
     build that again)."""
@@ -59,11 +65,11 @@ class Retry:
     def nothing(self) -> bool:
         return not (self.rebuild or self.checked or self.checks)
 
-    def selection(self, graph) -> list[str]:
+    def selection(self, graph: AssetGraph) -> list[str]:
         keys = sorted({*self.rebuild, *self.checked})
         return [*(f"key:{k}" for k in keys), *check_selectors(graph, self.checks, set(self.rebuild))]
 
-    def headline(self, run_id: str, graph) -> str:
+    def headline(self, run_id: str, graph: AssetGraph) -> str:
         checks = graph.checks_by_id()
         labels = [*self.rebuild, *(checks[uid].id if uid in checks else uid for uid in self.checks)]
         shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
@@ -75,7 +81,7 @@ RETRIED_CHECKS = ("interrupted", "skipped")
 assets are not rebuilt)."""
 
 
-def what_to_retry(graph, log, last: dict) -> Retry:
+def what_to_retry(graph: AssetGraph, log: RunLog, last: dict[str, Any]) -> Retry:
     """What the last run (``last``: ``RunLog.last_run``) left to do."""
     if last.get("ended_at") is None:
         todo, done = unfinished(graph, log, last)  # what it built is kept; its checks are due (older than it)
@@ -109,13 +115,13 @@ def what_to_retry(graph, log, last: dict) -> Retry:
     return Retry(rebuild, [k for k in checked if is_key(graph, k)], sorted({*failing, *unjudged}))
 
 
-def _key(text: str):
+def _key(text: str) -> AssetKey:
     from assets import AssetKey
 
     return AssetKey.parse(text)
 
 
-def unfinished(graph, log, last: dict) -> tuple[list[str], list[str]]:
+def unfinished(graph: AssetGraph, log: RunLog, last: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The assets a run that never finished (killed, crashed) selected but did not complete, and those it completed
     (their checks may not have run: the stale-only retry runs what is due of them)."""
     from assets import SelectionError

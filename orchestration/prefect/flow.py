@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
@@ -69,7 +70,7 @@ def materialize_flow(
     build_all: bool = False,
     state: str | None = None,
     rebuild: list[str] | None = None,
-):
+) -> State[Any]:
     """Ingest the selected sources, then build and check the selected assets that are stale on ``target`` (all of
     them with ``build_all`` or ``full_refresh``); the run's report is the flow's result.
 
@@ -148,7 +149,7 @@ def _materialize(
     build_all: bool = False,
     state_dir: str | None = None,
     rebuild: tuple[str, ...] = (),
-):
+) -> State[Any]:
     log_file(project.data_dir)  # tracebacks of what the run reports in one line
     if project.is_headwater_dbt_project:
         day = project.ensure_demo()  # the demo's inputs stand in for production sources
@@ -383,7 +384,7 @@ class MaterializeFailed(Exception):
             parts.append(f"{len(report.skipped)} asset(s) skipped")
         super().__init__("; ".join(parts) or "the run failed")
 
-    def __reduce__(self):  # pickled with its report (Prefect persists state data)
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its report (Prefect persists state data)
         return (MaterializeFailed, (self.report,))
 
 
