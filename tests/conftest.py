@@ -64,6 +64,7 @@ class Zygote:
         self.folder = Path(tempfile.mkdtemp(prefix="hw-zygote-"))
         env = base_env(self.folder / "data", self.folder / "prefect_home")
         env["GX_ANALYTICS_ENABLED"] = "false"
+        self.interpreter = {k: v for k, v in env.items() if k.startswith("PYTHON")}
         self.log = (self.folder / "zygote.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.zygote"],
@@ -90,6 +91,11 @@ class Zygote:
             cls._instance = Zygote()
             atexit.register(cls._instance.stop)
         return cls._instance
+
+    def takes(self, env: dict[str, str]) -> bool:
+        """Whether a fork can stand for a fresh interpreter in ``env``: not when it sets a ``PYTHON*`` variable that
+        acts only as an interpreter starts (``PYTHONHASHSEED``: every fork has the zygote's hash seed)."""
+        return {k: v for k, v in env.items() if k.startswith("PYTHON")} == self.interpreter
 
     def _read(self) -> dict:
         import json
@@ -146,10 +152,10 @@ def run_cli(
     args: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run ``headwater ARGS`` as the user would, in a process of its own: a fork of the test zygote (imports done
-    once, ``tests/zygote.py``), or a fresh interpreter when the zygote is busy or ``HEADWATER_TEST_FORK=0``. Tests
-    about signals and the interpreter's start use :func:`start_cli`."""
+    once, ``tests/zygote.py``), or a fresh interpreter when the zygote is busy, ``env`` sets an interpreter variable
+    (``PYTHONHASHSEED``) or ``HEADWATER_TEST_FORK=0``. Tests about signals use :func:`start_cli`."""
     zygote = Zygote.get()
-    if zygote is not None and zygote.lock.acquire(blocking=False):
+    if zygote is not None and zygote.takes(env) and zygote.lock.acquire(blocking=False):
         try:
             proc = zygote.run(args, env, timeout)
         finally:

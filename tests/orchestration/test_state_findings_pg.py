@@ -65,6 +65,7 @@ def counted(tmp_path_factory: pytest.TempPathFactory, prefect_server: str, make_
         conn.execute(sa.text("create schema ext"))
         conn.execute(sa.text("create table ext.events (id int, region_id int, amount int)"))
         conn.execute(sa.text("insert into ext.events values (1, 1, 10), (2, 2, 20)"))
+    engine.dispose()  # the session ends and reports its counts: an open one reports them up to 10 s later
     env = base_env(root / "data", root / "prefect_home", api_url=prefect_server)
     env.update(
         COUNTED_PG_HOST=PG_HOST,
