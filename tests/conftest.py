@@ -244,6 +244,8 @@ LONGEST = ("tests/reliability/test_interrupts.py", "tests/orchestration/test_sno
            "tests/reliability/test_warehouse_down.py", "tests/reliability/test_load.py",
            "tests/reliability/test_bad_records.py", "tests/orchestration/test_stage_cut.py",
            "tests/reliability/test_crash_dbt.py", "tests/orchestration/test_asset_concurrency.py",
+           "tests/orchestration/test_state_findings.py", "tests/reliability/test_fuzz.py",
+           "tests/orchestration/test_compile_cache.py", "tests/orchestration/test_state_findings_pg.py",
            "tests/assets/test_selection_vs_dbt.py")  # fmt: skip
 """The slowest modules, longest first (``--durations`` on three workers): handed out first so that the workers end
 together (pytest-xdist keeps this order under ``--no-loadscope-reorder``)."""
