@@ -3,7 +3,7 @@ says it in one line and exits 2, a flow run fails with it as its message; anythi
 with a traceback under ``--debug``.
 
 It lives here, at the bottom of the import order (assets <- quality, ingestion <- orchestration), so that each
-package's errors subclass it without importing upward; ``orchestration.errors`` re-exports it.
+package's errors subclass it without importing upward; ``orchestration.core.errors`` re-exports it.
 """
 
 from __future__ import annotations

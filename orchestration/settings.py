@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assets import DbtTranslator
 from assets.specs import RunPolicy
-from orchestration.errors import ConfigFileError, read_yaml
+from orchestration.core.errors import ConfigFileError, read_yaml
 from orchestration.project import Project
 
 FILE = "headwater.yml"

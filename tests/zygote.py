@@ -55,7 +55,7 @@ def _child(request: dict, protocol: tuple[int, int]) -> None:  # pragma: no cove
 
         from prefect.context import refresh_global_settings_context
 
-        from orchestration._env import apply_defaults
+        from orchestration.cli._env import apply_defaults
         from orchestration.cli.console import console
 
         apply_defaults()

@@ -88,7 +88,7 @@ def ingest(
     from rich.table import Table
 
     from ingestion import SOURCES, get_source
-    from orchestration.errors import RunLogError
+    from orchestration.core.errors import RunLogError
     from orchestration.prefect.ingest_stage import load_source, record_ingest, regenerate_sources
 
     project = _project(project_dir)
@@ -177,7 +177,7 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("HEADWATER_DEBUG") == "1" or "--debug" in sys.argv:
             raise
-        from orchestration.errors import UserError
+        from orchestration.core.errors import UserError
 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, UserError):

@@ -35,7 +35,7 @@ def _local_server(project: Project) -> LocalServer | None:
 
     if os.environ.get("PREFECT_API_URL"):
         return None
-    from orchestration import interrupts
+    from orchestration.core import interrupts
     from orchestration.prefect.local_server import LocalServer, running_server
 
     if (found := running_server(project.data_dir)) is not None:
@@ -62,7 +62,7 @@ def ensure_demo(project: Project) -> bool:
 def _run_flow(project: Project, resolved: Target, **parameters: Any) -> None:
     """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
     (128 + the signal's number when a signal interrupted it)."""
-    from orchestration import interrupts
+    from orchestration.core import interrupts
 
     _check_settings(project)  # a typo in headwater.yml is one line here, never a failed flow run
     server = _local_server(project)  # first: it boots on the other core while this process prepares
@@ -75,7 +75,7 @@ def _run_flow(project: Project, resolved: Target, **parameters: Any) -> None:
 
 def _check_settings(project: Project) -> None:
     """headwater.yml (and an alerts file of its own) as the run will read them: every key known, every shape right."""
-    from orchestration.errors import ConfigFileError
+    from orchestration.core.errors import ConfigFileError
     from orchestration.notify.alerts import AlertConfigError, alerts_file, load_router
     from orchestration.settings import Settings
 
@@ -100,7 +100,7 @@ def _prefect_settings(server: LocalServer | None) -> Iterator[None]:
 
 
 def _run_and_report(project: Project, resolved: Target, server: LocalServer | None, parameters: dict[str, Any]) -> None:
-    from orchestration import interrupts
+    from orchestration.core import interrupts
 
     try:
         with interrupts.interruptible():

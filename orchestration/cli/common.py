@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from orchestration.dbt.executor import DbtOptions
     from orchestration.warehouse.targets import Target
 
-from orchestration._env import apply_defaults
+from orchestration.cli._env import apply_defaults
 
 apply_defaults()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assets.errors import UserError
-from orchestration import interrupts
+from orchestration.core import interrupts
 from orchestration.dbt import inputs_cache
 from orchestration.dbt.errors import (
     DbtInvocationError,

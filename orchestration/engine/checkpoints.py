@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from assets.keys import AssetKey
 from assets.run_log import Materialization
+from orchestration.engine.worker import QueueWorker
 from orchestration.warehouse.run_log import RunLog
-from orchestration.worker import QueueWorker
 
 
 class Checkpoints:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetGraph, AssetKey, CheckSpec
 from assets.checks import CheckOutcome, freshness_outcome
-from orchestration import interrupts
+from orchestration.core import interrupts
+from orchestration.core.errors import log_failure
 from orchestration.engine.outcomes import Outcome
-from orchestration.errors import log_failure
 from orchestration.project import Project
 from orchestration.warehouse._compat import dbapi_rows
 from orchestration.warehouse.targets import Target

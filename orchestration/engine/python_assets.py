@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from assets import AssetKind
 from assets.errors import UserError
 from assets.python import AssetContext, PythonAsset, collect
+from orchestration.core.errors import log_failure
 from orchestration.engine.outcomes import Outcome
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.report import AssetResult, MaterializeReport
-from orchestration.errors import log_failure
 from orchestration.settings import Settings
 from orchestration.warehouse.targets import Target
 

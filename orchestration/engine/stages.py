@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetKey, AssetKind
 from assets.checks import CheckOutcome, blocked_by
-from orchestration import interrupts
+from orchestration.core import interrupts
 from orchestration.dbt import executor
 from orchestration.dbt.executor import lost_connection
 from orchestration.engine.checkpoints import Checkpoints

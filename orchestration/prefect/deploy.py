@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from orchestration.errors import read_yaml
+from orchestration.core.errors import read_yaml
 from orchestration.notify.alerts import Notifier, load_router
 from orchestration.project import Project
 from orchestration.settings import settings_document

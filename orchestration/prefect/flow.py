@@ -18,7 +18,8 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 
 from assets.checks import blocked_by
-from orchestration import interrupts
+from orchestration.core import interrupts
+from orchestration.core.errors import UserError, log_file
 from orchestration.dbt import executor
 from orchestration.dbt.rendering import run_translator
 from orchestration.dbt.state import state_lookup
@@ -37,7 +38,6 @@ from orchestration.engine.report import (
 from orchestration.engine.stages import bad_assets, build_dbt
 from orchestration.engine.state import due_suites, only_stale, raw_checks
 from orchestration.engine.tasks import mirrored_tasks
-from orchestration.errors import UserError, log_file
 from orchestration.notify.alerts import AlertRouter, alerts_file, load_router
 from orchestration.prefect import asset_events
 from orchestration.prefect.artifacts import publish_summary, run_url

@@ -10,13 +10,13 @@ from typing import Any
 from prefect import get_run_logger
 
 from assets import AssetKey, AssetKind
-from orchestration import interrupts
+from orchestration.core import interrupts
+from orchestration.core.errors import log_failure
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
 from orchestration.engine.plan import RunPlan
 from orchestration.engine.progress import reporter
 from orchestration.engine.report import AssetResult, MaterializeReport
-from orchestration.errors import log_failure
 from orchestration.prefect.task_mirror import Outcome, TaskRunMirror
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target

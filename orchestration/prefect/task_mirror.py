@@ -25,8 +25,8 @@ from prefect.events import Event
 from prefect.states import AwaitingRetry, Cancelled, Completed, Failed, Pending, Retrying, Running, State
 
 from orchestration.engine.outcomes import MirroredTask, Outcome, headline
+from orchestration.engine.worker import QueueWorker
 from orchestration.prefect._compat import emit_task_run_state_change_event
-from orchestration.worker import QueueWorker
 
 __all__ = ["MirroredTask", "Outcome", "TaskRunMirror"]
 

@@ -4,7 +4,7 @@
 do not list): the reconcile check reads every key and cursor of a table, and SQLAlchemy's row objects cost 2 s of
 1.9M rows; the statement itself still runs through SQLAlchemy, so its errors stay ``DBAPIError``.
 
-A signal is never raised inside a function that releases a connection (``orchestration.interrupts``): besides the
+A signal is never raised inside a function that releases a connection (``orchestration.core.interrupts``): besides the
 public ``close``/``dispose``, SQLAlchemy's pool releases through these private functions, found by name on the stack.
 """
 

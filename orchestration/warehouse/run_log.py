@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from assets.run_log import CheckRecord, Materialization
-from orchestration.errors import RunLogError
+from orchestration.core.errors import RunLogError
 from orchestration.project import Project
 from orchestration.warehouse.targets import Target
 

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 
 from assets.errors import UserError
-from orchestration.errors import read_yaml
+from orchestration.core.errors import read_yaml
 from orchestration.project import Project
 
 PROFILE = "headwater"

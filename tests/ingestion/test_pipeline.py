@@ -135,7 +135,7 @@ from pathlib import Path
 import dlt
 from ingestion import SOURCES, SourcePaths, run_source
 from ingestion.pipeline import pipeline_for
-from orchestration import interrupts
+from orchestration.core import interrupts
 
 tmp = Path(sys.argv[1])
 sent = []

@@ -1,4 +1,4 @@
-"""The signal handler of a run (orchestration/interrupts.py), in a fresh interpreter per case: a signal raises
+"""The signal handler of a run (orchestration/core/interrupts.py), in a fresh interpreter per case: a signal raises
 Interrupted where the run is, but never inside a function that releases something (a connection's close): there it
 waits until the release returns, so nothing leaks and no library logs the interruption as its own error."""
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv ru
 
 SCRIPT = """
 import os, signal, time, weakref
-from orchestration import interrupts
+from orchestration.core import interrupts
 
 done = []
 

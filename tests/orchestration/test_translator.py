@@ -35,7 +35,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.mark.unit
 def test_headwater_yml_names_the_translator_and_bad_names_say_where_and_how(project: Path) -> None:
-    from orchestration.errors import ConfigFileError
+    from orchestration.core.errors import ConfigFileError
     from orchestration.settings import Settings
 
     translator = Settings.load(project).translator({"retries": 2})

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from orchestration.worker import QueueWorker
+from orchestration.engine.worker import QueueWorker
 
 pytestmark = pytest.mark.unit  # no server, no warehouse, no CLI process: `uv run pytest -m unit`
 
