@@ -159,8 +159,7 @@ def _built_graph(project: Project, resolved: Target, options: DbtOptions) -> Ass
     from assets.dag import CycleError
     from orchestration.dbt import executor
     from orchestration.dbt.rendering import run_translator
-    from orchestration.engine.plan import asset_graph
-    from orchestration.settings import project_defaults
+    from orchestration.engine.plan import project_graph
 
     with console.status("parsing the dbt project"):
         try:
@@ -176,16 +175,8 @@ def _built_graph(project: Project, resolved: Target, options: DbtOptions) -> Ass
     from quality.suites import SuiteError
 
     try:
-        defaults = project_defaults(project)
-        return asset_graph(
-            manifest,
-            defaults,
-            project.is_headwater_dbt_project,
-            python_specs,
-            project.suites_dir,
-            run_translator(project, resolved, options.vars),
-            project.dlt_schemas(resolved.name),
-        )
+        translator = run_translator(project, resolved, options.vars)
+        return project_graph(project, resolved, manifest, translator, python_specs)
     except (SuiteError, DuplicateAssetError, ManifestError, CycleError) as exc:
         raise _fail(str(exc)) from None
 

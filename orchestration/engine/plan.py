@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assets import (
     AssetGraph,
@@ -25,6 +25,10 @@ from assets.nodes import BUILD_TYPES
 from assets.run_log import reads_through
 from assets.selection import StateLookup, select_nodes
 from quality.suites import load_suites
+
+if TYPE_CHECKING:
+    from orchestration.project import Project
+    from orchestration.warehouse.targets import Target
 
 RUN_TYPES = BUILD_TYPES | {"source", "python"}
 """What a run can select: everything ``dbt build`` runs, dlt tables (as their dbt sources) and Python assets."""
@@ -121,6 +125,37 @@ def _read_through_source(graph: AssetGraph, key: AssetKey, keys: set[AssetKey]) 
         for k in keys
         for uid in graph.specs[k].node_ids
         if uid in graph.nodes
+    )
+
+
+def project_graph(
+    project: Project,
+    target: Target,
+    manifest: dict[str, Any],
+    translator: DbtTranslator,
+    python_specs: list[AssetSpec],
+    *,
+    schemas: Mapping[str, Any] | None = None,
+) -> AssetGraph:
+    """The one way the flow and every command build a project's asset graph: the parsed ``manifest`` through the
+    run's ``translator`` (``dbt.rendering.run_translator``: the project's, with the vars dbt renders), the project's
+    run defaults, its dlt tables with their stored schemas on ``target`` (Headwater's own project; ``schemas``, when
+    the caller has them, are not read again), its Python assets (``engine.python_assets.load_python_assets``) and its
+    GX suites.
+
+    Raises:
+        SuiteError: a suite file is invalid or names an asset the graph does not have.
+    """
+    from orchestration.settings import project_defaults
+
+    return asset_graph(
+        manifest,
+        project_defaults(project),
+        project.is_headwater_dbt_project,
+        python_specs,
+        project.suites_dir,
+        translator,
+        project.dlt_schemas(target.name) if schemas is None else schemas,
     )
 
 

@@ -25,7 +25,7 @@ from orchestration.dbt.rendering import run_translator
 from orchestration.dbt.state import state_lookup
 from orchestration.engine.checkpoints import Checkpoints
 from orchestration.engine.checks import RunChecks
-from orchestration.engine.plan import asset_graph, plan_run
+from orchestration.engine.plan import plan_run, project_graph
 from orchestration.engine.progress import reporter
 from orchestration.engine.python_assets import load_python_assets, run_python_assets
 from orchestration.engine.report import (
@@ -47,7 +47,6 @@ from orchestration.prefect.ingest_stage import ingest as _ingest
 from orchestration.prefect.ingest_stage import regenerate_sources
 from orchestration.prefect.task_mirror import TaskRunMirror
 from orchestration.project import Project
-from orchestration.settings import project_defaults
 from orchestration.warehouse.lock import asset_locks, lock_timeout, target_lock
 from orchestration.warehouse.run_log import RunLog
 from orchestration.warehouse.targets import Target, resolve_target
@@ -159,16 +158,13 @@ def _materialize(
     progress.phase("prepare manifest", total=None)
     interrupts.at("preparing the manifest")
     manifest = executor.parse(project, resolved, options)
-    defaults = project_defaults(project)
     # the one translator, for every reader; the run's vars as dbt renders them are part of the code version of the
     # nodes that read them
     translator = run_translator(project, resolved, options.vars)
     python_assets = load_python_assets(project.root)
     python_specs = [a.spec for a in python_assets]
     schemas = project.dlt_schemas(resolved.name)
-    graph = asset_graph(
-        manifest, defaults, project.is_headwater_dbt_project, python_specs, project.suites_dir, translator, schemas
-    )
+    graph = project_graph(project, resolved, manifest, translator, python_specs, schemas=schemas)
     lookup = state_lookup(project, resolved, state_dir, options)  # state:, result:, source_status: (asks dbt)
     plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
     progress.done()
@@ -224,15 +220,7 @@ def _materialize(
                 if report.sources_regenerated:
                     manifest = executor.parse(project, resolved, options)
                 schemas = loaded_schemas
-                graph = asset_graph(
-                    manifest,
-                    defaults,
-                    project.is_headwater_dbt_project,
-                    python_specs,
-                    project.suites_dir,
-                    translator,
-                    schemas,
-                )
+                graph = project_graph(project, resolved, manifest, translator, python_specs, schemas=schemas)
                 lookup = state_lookup(project, resolved, state_dir, options)  # dbt answers for the new manifest
                 plan = plan_run(graph, selection, exclude, indirect=indirect, state=lookup)
                 checks.graph = checkpoints.graph = graph
