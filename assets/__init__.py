@@ -7,7 +7,7 @@ from assets.dbt_manifest import DbtTranslator, ManifestError, load_manifest, spe
 from assets.graph import AssetGraph, DuplicateAssetError, build_asset_graph
 from assets.keys import AssetKey
 from assets.selection import SelectionError, select
-from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity
+from assets.specs import AssetKind, AssetSpec, CheckKind, CheckSpec, RunPolicy, Severity
 
 __all__ = [
     "DAG",
@@ -15,6 +15,7 @@ __all__ = [
     "AssetKey",
     "AssetKind",
     "AssetSpec",
+    "CheckKind",
     "CheckSpec",
     "CycleError",
     "DbtTranslator",

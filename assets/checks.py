@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from assets.keys import AssetKey
-from assets.specs import CheckSpec, Severity
+from assets.specs import CheckKind, CheckSpec, Severity
 
 if TYPE_CHECKING:
     from assets.graph import AssetGraph
@@ -36,7 +36,7 @@ class CheckOutcome:
     def blocking(self) -> bool:
         """A failure that stops what is built on the checked asset in this run: an error-severity check that
         failed, or any dbt test or unit test that failed or errored (dbt skips their dependents either way)."""
-        return self.failed and (self.check.severity is Severity.ERROR or self.check.kind in ("dbt_test", "unit_test"))
+        return self.failed and (self.check.severity is Severity.ERROR or self.check.kind.in_dbt)
 
     @property
     def alerting(self) -> bool:
@@ -65,7 +65,7 @@ def blocked_by(
         assets = [a for a in check.assets if a in graph]
         if not outcome.blocking or not assets:
             continue
-        if check.kind == "unit_test" and check.asset_key is not None and check.asset_key in graph:
+        if check.kind == CheckKind.UNIT_TEST and check.asset_key is not None and check.asset_key in graph:
             gated = {check.asset_key}
         else:
             common = set.intersection(*(graph.downstream([a]) for a in assets))

@@ -16,7 +16,7 @@ from assets.code_versions import node_code_version, unit_test_code_version
 from assets.errors import UserError
 from assets.keys import AssetKey
 from assets.nodes import LIST_TYPES, NodeSpec
-from assets.specs import AssetKind, AssetSpec, CheckSpec, RunPolicy, Severity, period
+from assets.specs import AssetKind, AssetSpec, CheckKind, CheckSpec, RunPolicy, Severity, period
 
 Node = Mapping[str, Any]
 
@@ -416,7 +416,7 @@ def _freshness_check(
         name="freshness",
         severity=translator.get_freshness_severity(node) if error_after else Severity.WARN,
         unique_id=f"freshness.{spec.key}",
-        kind="freshness",
+        kind=CheckKind.FRESHNESS,
         description=f"data loaded within {error_after or warn_after} (dbt source freshness)",
         config={"loaded_at_field": loaded_at, "warn_after": warn_after, "error_after": error_after},
         path=node.get("original_file_path") or "",
@@ -438,7 +438,7 @@ def _check_for(
         name=spec.name,
         severity=translator.get_check_severity(node),
         unique_id=unique_id,
-        kind="unit_test" if spec.resource_type == "unit_test" else "dbt_test",
+        kind=CheckKind.UNIT_TEST if spec.resource_type == "unit_test" else CheckKind.DBT_TEST,
         description=node.get("description") or "",
         extra_assets=tuple(sorted({by_id[d].key for d in deps if d != attached and by_id[d].key != key})),
         tags=frozenset(node.get("tags") or []),

@@ -9,7 +9,7 @@ from typing import Any
 
 from assets.graph import AssetGraph
 from assets.keys import AssetKey
-from assets.specs import AssetKind, AssetSpec
+from assets.specs import AssetKind, AssetSpec, CheckKind
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ def stale_from_log(
     )
 
 
-VERSIONED_CHECKS = ("dbt_test", "unit_test", "gx")
+VERSIONED_CHECKS = (CheckKind.DBT_TEST, CheckKind.UNIT_TEST, CheckKind.GX)
 """Check kinds with a definition of their own (a code version): a new or changed one runs against its asset as it
 stands. The others run with every load or read of their asset (freshness, quarantine, reconcile)."""
 

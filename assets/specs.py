@@ -48,6 +48,28 @@ class Severity(StrEnum):
     WARN = "warn"
 
 
+class CheckKind(StrEnum):
+    """What evaluates a check (a ``str``: recorded, shown and compared as its value)."""
+
+    DBT_TEST = "dbt_test"
+    """a dbt data test (generic or singular), run by ``dbt build`` with its asset or on its own"""
+    UNIT_TEST = "unit_test"
+    """a dbt unit test: runs before the model it tests, whose failure skips that model"""
+    GX = "gx"
+    """a Great Expectations expectation of a suite in ``quality/suites``"""
+    FRESHNESS = "freshness"
+    """the age of an asset's data against dbt's ``freshness`` thresholds"""
+    QUARANTINE = "quarantine"
+    """the records a data contract rejected during a dlt load"""
+    RECONCILE = "reconcile"
+    """a loaded table's rows against its source's"""
+
+    @property
+    def in_dbt(self) -> bool:
+        """dbt runs it (``dbt build``): its failure fails the run whatever its severity says to Headwater."""
+        return self in (CheckKind.DBT_TEST, CheckKind.UNIT_TEST)
+
+
 @dataclass(frozen=True)
 class RunPolicy:
     """How an asset runs: its retry budget, retry delay and timeout (None: no timeout)."""
@@ -131,7 +153,7 @@ class CheckSpec:
     name: str
     severity: Severity = Severity.ERROR
     unique_id: str = ""
-    kind: str = "dbt_test"
+    kind: CheckKind = CheckKind.DBT_TEST
     description: str = ""
     extra_assets: tuple[AssetKey, ...] = ()
     tags: frozenset[str] = frozenset()
@@ -143,6 +165,9 @@ class CheckSpec:
     """What the check's verdict is made from (a dbt test's SQL, macros and arguments; a GX expectation's type,
     arguments and severity): a check whose version differs from its last result's is due, and runs against its
     asset as it stands. None: unknown (due every run), or a kind that runs with every load (freshness, quarantine)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", CheckKind(self.kind))  # a kind given as its text is the same kind
 
     @property
     def subject(self) -> str:

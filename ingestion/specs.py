@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from assets import AssetKey, AssetKind, AssetSpec, CheckSpec, Severity
+from assets.specs import CheckKind
 from ingestion.docs import TABLE_DOCS
 from ingestion.registry import SOURCES, SourceDefinition
 
@@ -75,7 +76,7 @@ def quarantine_checks(definitions: Iterable[SourceDefinition] | None = None) -> 
                     name="quarantine",
                     severity=Severity(contract.severity),
                     unique_id=f"quarantine.{key}",
-                    kind="quarantine",
+                    kind=CheckKind.QUARANTINE,
                     description=f"no row of {key} broke its data contract "
                     f"(rejected rows: {definition.dataset}._headwater_quarantine)",
                     path=f"ingestion/{definition.name}/source.py",
@@ -100,7 +101,7 @@ def reconcile_checks(definitions: Iterable[SourceDefinition] | None = None) -> l
                     name="reconcile",
                     severity=Severity.WARN,
                     unique_id=f"reconcile.{key}",
-                    kind="reconcile",
+                    kind=CheckKind.RECONCILE,
                     description=f"{key} holds what the {definition.name} source holds: keys, cursors, a sample of rows",
                     config={"source": definition.name},
                     path=f"ingestion/{definition.name}/source.py",

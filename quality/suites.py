@@ -25,6 +25,7 @@ import yaml
 from assets import AssetKey, CheckSpec, Severity
 from assets.code_versions import gx_code_version
 from assets.errors import UserError
+from assets.specs import CheckKind
 
 _EXPECTATION = re.compile(r"expect_[a-z0-9_]+")
 _OPTIONS = {"severity", "name", "description"}
@@ -131,7 +132,7 @@ def _load_one(path: Path, known: set[str] | None) -> Suite:
                 name=name,
                 severity=severity,
                 unique_id=f"gx.{key}.{name}",
-                kind="gx",
+                kind=CheckKind.GX,
                 description=str(options.get("description") or _describe(expectation, kwargs)),
                 config={"type": expectation, "kwargs": kwargs, "line": line},
                 path=str(path),
@@ -160,7 +161,7 @@ def _invalid(
         name=name,
         severity=severity,
         unique_id=f"gx.{key}.{name}",
-        kind="gx",
+        kind=CheckKind.GX,
         description=f"{path}:{line}: {problem}",
         config={"invalid": f"{path}:{line}: {problem}", "line": line, "kwargs": {}},
         path=str(path),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from assets.specs import CheckKind
 from orchestration.cli.common import _fail, console
 from orchestration.project import Project
 
@@ -43,7 +44,7 @@ def check_selectors(graph: AssetGraph, check_ids: list[str], rebuilt: set[str] |
     for uid in check_ids:
         node = graph.nodes.get(uid)
         check = graph.checks_by_id().get(uid)
-        if node is None or check is None or check.kind != "dbt_test":
+        if node is None or check is None or check.kind != CheckKind.DBT_TEST:
             continue
         if check.asset_key is not None and any(str(a) in rebuilt for a in check.assets):
             continue  # it reruns with its rebuilt asset (indirect selection)
@@ -86,7 +87,9 @@ def what_to_retry(graph: AssetGraph, log: RunLog, last: dict[str, Any]) -> Retry
     if last.get("ended_at") is None:
         todo, done = unfinished(graph, log, last)  # what it built is kept; its checks are due (older than it)
         checks = [c.unique_id for k in done if is_key(graph, k) for c in graph.checks_for(_key(k))]
-        checked = [k for k in done if is_key(graph, k) and any(c.kind == "gx" for c in graph.checks_for(_key(k)))]
+        checked = [
+            k for k in done if is_key(graph, k) and any(c.kind == CheckKind.GX for c in graph.checks_for(_key(k)))
+        ]
         return Retry(rebuild=todo, checked=checked, checks=sorted(checks))
     failed = {
         m.asset_key for m in log.materializations(last["run_id"]) if m.status in ("failed", "skipped", "interrupted")
@@ -97,7 +100,7 @@ def what_to_retry(graph: AssetGraph, log: RunLog, last: dict[str, Any]) -> Retry
     failing = sorted(
         spec.unique_id
         for record, spec in found
-        if record.status in ("fail", "error") and (record.severity == "error" or spec.kind in ("dbt_test", "unit_test"))
+        if record.status in ("fail", "error") and (record.severity == "error" or spec.kind.in_dbt)
     )
     unjudged = sorted(spec.unique_id for record, spec in found if record.status in RETRIED_CHECKS)
     blocking = {c.asset_key for c in records if c.severity == "error" and c.status in ("fail", "error")}
@@ -109,9 +112,11 @@ def what_to_retry(graph: AssetGraph, log: RunLog, last: dict[str, Any]) -> Retry
     checks_by_id = graph.checks_by_id()
     # a unit test runs only with its model (rebuilt); a GX check goes with its asset (selected: kept, the stale-only
     # run checks it as it stands); a dbt test is selected by its name (check_selectors)
-    units = {checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == "unit_test"}
+    units = {checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == CheckKind.UNIT_TEST}
     rebuild = sorted({*rebuild, *(k for k in units if is_key(graph, k))})
-    checked = sorted({checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == "gx"} - set(rebuild))
+    checked = sorted(
+        {checks_by_id[uid].subject for uid in unjudged if checks_by_id[uid].kind == CheckKind.GX} - set(rebuild)
+    )
     return Retry(rebuild, [k for k in checked if is_key(graph, k)], sorted({*failing, *unjudged}))
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetGraph, AssetKey, CheckSpec
 from assets.checks import CheckOutcome, freshness_outcome
+from assets.specs import CheckKind
 from orchestration.core import interrupts
 from orchestration.core.errors import log_failure
 from orchestration.engine.outcomes import Outcome
@@ -75,7 +76,7 @@ class RunChecks:
         self.mirror.finish(outcome.check.unique_id, _mirror_outcome(outcome), message)
         self.outcomes.append(outcome)
 
-    def _checks(self, keys: Iterable[AssetKey], kind: str) -> list[CheckSpec]:
+    def _checks(self, keys: Iterable[AssetKey], kind: CheckKind) -> list[CheckSpec]:
         wanted = set(keys)
         return [c for c in self.graph.checks if c.kind == kind and c.asset_key in wanted]
 
@@ -83,7 +84,7 @@ class RunChecks:
     def quarantine(self, load: LoadResult, tables: Iterable[str]) -> None:
         """A contracted table's ``quarantine`` check: fails when this load rejected any of its rows."""
         keys = [AssetKey.of(load.dataset, t) for t in tables]
-        for check in self._checks(keys, "quarantine"):
+        for check in self._checks(keys, CheckKind.QUARANTINE):
             self.mirror.open(check.unique_id)
             rejected = load.quarantined.get(check.owned_key.name, 0)
             if rejected:
@@ -97,7 +98,7 @@ class RunChecks:
     def load_failed(self, keys: Iterable[AssetKey], message: str) -> None:
         """Quarantine and freshness checks of tables whose load failed cannot say anything: skipped."""
         keys = list(keys)
-        for check in [*self._checks(keys, "quarantine"), *self._checks(keys, "freshness")]:
+        for check in [*self._checks(keys, CheckKind.QUARANTINE), *self._checks(keys, CheckKind.FRESHNESS)]:
             self.mirror.finish(check.unique_id, Outcome.SKIPPED, message)
             self.outcomes.append(CheckOutcome(check, "skipped", None, message, attempts=0))
 
@@ -105,7 +106,7 @@ class RunChecks:
     def reconcile(self, definition: Any, tables: Iterable[str]) -> None:
         """Each loaded table's ``reconcile`` check: the source's keys and cursors against the warehouse's, and a
         sample of whole rows (see ``ingestion.reconcile``); a difference warns, with the fix."""
-        checks = self._checks([AssetKey.of(definition.dataset, t) for t in tables], "reconcile")
+        checks = self._checks([AssetKey.of(definition.dataset, t) for t in tables], CheckKind.RECONCILE)
         if not checks or definition.reader is None:
             return
         import sqlalchemy as sa
@@ -180,7 +181,7 @@ class RunChecks:
     def freshness(self, keys: Iterable[AssetKey], now: datetime | None = None) -> None:
         """Each ``freshness`` check of ``keys``: the newest ``loaded_at_field`` against its thresholds."""
         done = {o.check.unique_id for o in self.outcomes}  # a table whose load failed: skipped already
-        checks = [c for c in self._checks(keys, "freshness") if c.unique_id not in done]
+        checks = [c for c in self._checks(keys, CheckKind.FRESHNESS) if c.unique_id not in done]
         if not checks:
             return
         import sqlalchemy as sa
@@ -204,11 +205,11 @@ class RunChecks:
     # -- Great Expectations -----------------------------------------------------------------------------
     def suites(self, keys: Iterable[AssetKey]) -> None:
         """Run the GX suite of every key that has one, in the warehouse."""
-        self._run_gx(self._checks(keys, "gx"))
+        self._run_gx(self._checks(keys, CheckKind.GX))
 
     def run_due(self, checks: Iterable[CheckSpec]) -> None:
         """Run these GX checks (due ones: new, changed or cut off) against their assets as they stand."""
-        self._run_gx([c for c in checks if c.kind == "gx"])
+        self._run_gx([c for c in checks if c.kind == CheckKind.GX])
 
     def _run_gx(self, checks: Iterable[CheckSpec]) -> None:
         by_key: dict[AssetKey, list[CheckSpec]] = {}
@@ -246,7 +247,7 @@ class RunChecks:
         """Every GX check of ``keys`` that has no result yet is skipped with ``reason`` (its asset was not built),
         so that each selected check is accounted for."""
         done = {o.check.unique_id for o in self.outcomes}
-        for check in self._checks(keys, "gx"):
+        for check in self._checks(keys, CheckKind.GX):
             if check.unique_id not in done:
                 self.mirror.finish(check.unique_id, Outcome.SKIPPED, reason)
                 self.outcomes.append(CheckOutcome(check, "skipped", None, reason, attempts=0))

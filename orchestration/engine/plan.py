@@ -24,6 +24,7 @@ from assets.checks import gate_stages
 from assets.nodes import BUILD_TYPES
 from assets.run_log import reads_through
 from assets.selection import StateLookup, select_nodes
+from assets.specs import CheckKind
 from quality.suites import load_suites
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class RunPlan:
         keys = {k for k in self.selected if not self.graph.specs[k].kind.is_dbt}
         for key in self.dbt_keys:
             keys.update(self.graph.specs[key].deps)
-        fresh = {c.asset_key for c in self.graph.checks if c.kind == "freshness"}
+        fresh = {c.asset_key for c in self.graph.checks if c.kind == CheckKind.FRESHNESS}
         return tuple(sorted(keys & fresh))
 
     def lock_sets(self) -> tuple[set[str], set[str]]:
@@ -95,7 +96,7 @@ class RunPlan:
             for key in keys
             if graph.downstream([key]) & keys
             and (
-                any(c.kind == "gx" and c.severity is Severity.ERROR for c in graph.checks_for(key))
+                any(c.kind == CheckKind.GX and c.severity is Severity.ERROR for c in graph.checks_for(key))
                 or _read_through_source(graph, key, keys)
             )
         }

@@ -127,8 +127,7 @@ class MaterializeReport:
         cut = {
             c.check.subject
             for c in self.checks
-            if c.status == "interrupted"
-            and (c.check.severity.value == "error" or c.check.kind in ("dbt_test", "unit_test"))
+            if c.status == "interrupted" and (c.check.severity.value == "error" or c.check.kind.in_dbt)
         }
         landed = ("success", "unchanged", "observed")
         return sorted(k for k in cut if (r := self.assets.get(k)) is not None and r.status in landed)

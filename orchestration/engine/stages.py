@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets import AssetKey, AssetKind
 from assets.checks import CheckOutcome, blocked_by
+from assets.specs import CheckKind
 from orchestration.core import interrupts
 from orchestration.dbt import executor
 from orchestration.dbt.executor import lost_connection
@@ -153,7 +154,9 @@ def build_dbt(
 
 
 def _suited(checks: RunChecks) -> set[AssetKey]:
-    return {o.check.asset_key for o in checks.outcomes if o.check.kind == "gx" and o.check.asset_key is not None}
+    return {
+        o.check.asset_key for o in checks.outcomes if o.check.kind == CheckKind.GX and o.check.asset_key is not None
+    }
 
 
 def _warehouse_error(target: Target, reason: str) -> str:

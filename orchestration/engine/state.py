@@ -17,6 +17,7 @@ from typing import Any
 
 from assets import AssetGraph, AssetKey, AssetKind
 from assets.run_log import Materialization, blocked_keys, due_checks, stale_reasons
+from assets.specs import CheckKind
 from orchestration.engine.checks import RunChecks
 from orchestration.engine.observe import look
 from orchestration.engine.outcomes import Outcome, TaskRecorder
@@ -137,7 +138,7 @@ def unit_tests_due(graph: AssetGraph, due: Mapping[str, str]) -> dict[AssetKey, 
     forced: dict[AssetKey, str] = {}
     for uid, why in sorted(due.items()):
         check = graph.checks_by_id().get(uid)
-        if check is not None and check.kind == "unit_test" and check.asset_key is not None:
+        if check is not None and check.kind == CheckKind.UNIT_TEST and check.asset_key is not None:
             forced.setdefault(check.asset_key, f"its unit test {check.name} is due ({why}); dbt runs it with its model")
     return forced
 
@@ -230,7 +231,7 @@ def only_stale(
         if spec.unique_id not in decision.fresh_nodes:  # a Python asset
             mirror.finish(spec.unique_id, Outcome.CACHED, why, now)
         for check in graph.checks_for(key):
-            if check.kind not in ("dbt_test", "unit_test") and check.unique_id not in decision.due:
+            if not check.kind.in_dbt and check.unique_id not in decision.due:
                 mirror.finish(check.unique_id, Outcome.CACHED, "fresh: its asset was not rebuilt; last result stands")
     for uid, why in sorted(decision.fresh_nodes.items()):
         mirror.finish(uid, Outcome.CACHED, why, now)
@@ -307,7 +308,7 @@ def raw_checks(plan: RunPlan, report: MaterializeReport, mirror: TaskRecorder, c
     what an incremental cursor cannot see.)"""
     landed = [k for k in plan.selected if _landed(report, k)]
     kept = {k for k in landed if not suite_due(plan, report, k)}
-    for check in (c for k in sorted(kept) for c in plan.graph.checks_for(k) if c.kind == "gx"):
+    for check in (c for k in sorted(kept) for c in plan.graph.checks_for(k) if c.kind == CheckKind.GX):
         if check.unique_id not in report.due_checks:
             why = "fresh: its table loaded nothing new and nothing reading it is built; its last result stands"
             mirror.finish(check.unique_id, Outcome.CACHED, why)
@@ -326,7 +327,7 @@ def due_suites(plan: RunPlan, report: MaterializeReport, checks: RunChecks, kept
         check
         for uid in sorted(report.due_checks)
         if (check := graph.checks_by_id().get(uid)) is not None
-        and check.kind == "gx"
+        and check.kind == CheckKind.GX
         and check.asset_key is not None
         and check.asset_key not in whole
     ]

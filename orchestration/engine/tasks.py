@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from assets import AssetKind
+from assets.specs import CheckKind
 from orchestration.engine.dbt_segment import DbtNodePolicy
 from orchestration.engine.outcomes import MirroredTask
 from orchestration.engine.plan import RunPlan
@@ -44,9 +45,9 @@ def mirrored_tasks(plan: RunPlan) -> list[MirroredTask]:
             tasks.append(MirroredTask(uid, node.label, ("dbt_hook", *sorted(node.tags or ()))))
     freshness = set(plan.freshness_keys)
     for check in graph.checks:
-        if check.kind in ("dbt_test", "unit_test") or check.asset_key is None:
+        if check.kind.in_dbt or check.asset_key is None:
             continue
-        if check.asset_key in plan.selected or (check.kind == "freshness" and check.asset_key in freshness):
+        if check.asset_key in plan.selected or (check.kind == CheckKind.FRESHNESS and check.asset_key in freshness):
             asset_id = graph.specs[check.asset_key].unique_id
             tasks.append(
                 MirroredTask(
@@ -70,6 +71,6 @@ def node_policies(plan: RunPlan, retries: int | None, retry_delay: float | None 
             delay = spec.policy.retry_delay_seconds if retry_delay is None else retry_delay
             policies[spec.unique_id] = DbtNodePolicy(budget, delay)
     for check in plan.graph.checks:
-        if check.kind in ("dbt_test", "unit_test"):
+        if check.kind.in_dbt:
             policies[check.unique_id] = DbtNodePolicy(check.policy.retries, check.policy.retry_delay_seconds)
     return policies
