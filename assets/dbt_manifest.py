@@ -6,16 +6,17 @@ Headwater reads dbt's raw node dicts.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from assets.code_versions import node_code_version, unit_test_code_version
 from assets.errors import UserError
 from assets.keys import AssetKey
-from assets.nodes import LIST_TYPES, NodeSpec
+from assets.nodes import NodeSpec, node_spec_of
 from assets.specs import AssetKind, AssetSpec, CheckKind, CheckSpec, RunPolicy, Severity, period
 
 Node = Mapping[str, Any]
@@ -50,7 +51,6 @@ _LAYERS = {
     "function": "functions",
 }
 _SECTIONS = ("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "unit_tests", "functions")
-_COMPILED = ("model", "test", "snapshot", "analysis", "operation")
 """dbt node types whose blank SQL makes them "empty" (never selected); seeds never are."""
 
 
@@ -138,13 +138,32 @@ class DbtTranslator:
     def __init__(self, defaults: RunPolicy | None = None) -> None:
         self.defaults = defaults or RunPolicy()
         self.macros: Mapping[str, Any] = {}
-        """The manifest's macros, set by :func:`read_manifest` before any node is translated."""
+        """The manifest's macros, bound by :func:`read_manifest` (on a copy) before any node is translated."""
         self.vars: Mapping[str, Any] = {}
         """The run's dbt vars (dbt_project.yml's, then ``--vars``): part of the code version of a node that reads
         ``var()``."""
         self.env: Mapping[str, str] = {}
-        """The environment dbt renders with: an ``env_var('NAME')`` a node reads is part of its code version (set by
-        whoever runs dbt; the asset model reads no environment itself)."""
+        """The environment dbt renders with: an ``env_var('NAME')`` a node reads is part of its code version (bound by
+        whoever runs dbt, :meth:`bound`; the asset model reads no environment itself)."""
+
+    def bound(
+        self,
+        *,
+        macros: Mapping[str, Any] | None = None,
+        vars: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Self:
+        """A copy of this translator with the manifest's ``macros``, the run's ``vars`` or the ``env`` dbt renders
+        with (each when given): a translator is never changed once made, so one project translator serves every
+        reader and run."""
+        bound = copy.copy(self)
+        if macros is not None:
+            bound.macros = dict(macros)
+        if vars is not None:
+            bound.vars = dict(vars)
+        if env is not None:
+            bound.env = dict(env)
+        return bound
 
     def get_asset_key(self, node: Node) -> AssetKey:
         return default_asset_key(node)
@@ -209,47 +228,6 @@ class DbtTranslator:
         return Severity.WARN if severity == "warn" else Severity.ERROR
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _node_spec(unique_id: str, node: Node, section: str) -> NodeSpec:
-    """What dbt's selector methods read of one manifest entry."""
-    kind = str(node.get("resource_type") or "")
-    config = node.get("config") or {}
-    if not isinstance(config, Mapping):
-        raise TypeError("config must be a mapping")
-    deps = list((node.get("depends_on") or {}).get("nodes") or [])
-    if not all(isinstance(d, str) for d in deps):
-        raise TypeError("depends_on.nodes must list unique ids")
-    patch = node.get("patch_path") or ""
-    test_metadata = node.get("test_metadata") or {}
-    raw_code = node.get("raw_code")
-    return NodeSpec(
-        unique_id=unique_id,
-        resource_type=kind,
-        name=str(node.get("name") or ""),
-        package=str(node.get("package_name") or ""),
-        fqn=tuple(str(p) for p in node.get("fqn") or ()),
-        path=str(node.get("original_file_path") or ""),
-        patch_path=patch.split("://", 1)[-1] if patch else "",
-        tags=frozenset(node.get("tags") or ()) if "tags" in node else None,
-        config=dict(config),
-        depends_on=tuple(deps),
-        source_name=str(node.get("source_name") or ""),
-        version=_text(node.get("version")),
-        latest_version=_text(node.get("latest_version")),
-        access=_text(node.get("access")),
-        group=_text(config.get("group")),
-        test_name=_text(test_metadata.get("name"))
-        if kind == "test"
-        else (node.get("name") if kind == "unit_test" else None),
-        generic_test=kind == "test" and bool(test_metadata),
-        empty=section == "nodes" and kind in _COMPILED and isinstance(raw_code, str) and not raw_code.strip(),
-        selectable=kind in LIST_TYPES,
-    )
-
-
 def _spec_for(unique_id: str, node: Node, kind: AssetKind, translator: DbtTranslator) -> AssetSpec:
     config = dict(node.get("config") or {})
     return AssetSpec(
@@ -312,8 +290,7 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
     Raises:
         ManifestError: entries without the fields Headwater needs, all listed at once.
     """
-    translator = translator or DbtTranslator()
-    translator.macros = manifest.get("macros") or {}
+    translator = (translator or DbtTranslator()).bound(macros=manifest.get("macros") or {})
     problems: list[str] = []
     by_id: dict[str, AssetSpec] = {}
     nodes: dict[str, NodeSpec] = {}
@@ -329,7 +306,7 @@ def read_manifest(manifest: Mapping[str, Any], translator: DbtTranslator | None 
             try:
                 if disabled(node):
                     continue  # dbt neither selects, lists nor runs it (its graph membership test): nor does Headwater
-                node_spec = _node_spec(unique_id, node, section)
+                node_spec = node_spec_of(unique_id, node, section)
                 spec = (
                     _spec_for(unique_id, node, _KINDS[resource_type], translator) if resource_type in _KINDS else None
                 )

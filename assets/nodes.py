@@ -7,6 +7,7 @@ from the manifest by the translator (``assets.dbt_manifest``); nothing here read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +73,52 @@ class NodeSpec:
         if self.resource_type == "operation":
             return f"hooks.{self.name}"
         return f"{self.package}.{self.name}" if self.package else self.name
+
+
+_COMPILED = ("model", "test", "snapshot", "analysis", "operation")
+"""Resource types dbt compiles from SQL: one whose code is empty is ``empty`` (dbt's selector skips it)."""
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def node_spec_of(unique_id: str, node: Mapping[str, Any], section: str) -> NodeSpec:
+    """What dbt's selector methods read of one manifest entry (``section``: ``nodes``, ``sources``, ...).
+
+    Raises:
+        TypeError: a field of the wrong shape (the translator lists the entry as malformed).
+    """
+    kind = str(node.get("resource_type") or "")
+    config = node.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise TypeError("config must be a mapping")
+    deps = list((node.get("depends_on") or {}).get("nodes") or [])
+    if not all(isinstance(d, str) for d in deps):
+        raise TypeError("depends_on.nodes must list unique ids")
+    patch = node.get("patch_path") or ""
+    test_metadata = node.get("test_metadata") or {}
+    raw_code = node.get("raw_code")
+    return NodeSpec(
+        unique_id=unique_id,
+        resource_type=kind,
+        name=str(node.get("name") or ""),
+        package=str(node.get("package_name") or ""),
+        fqn=tuple(str(p) for p in node.get("fqn") or ()),
+        path=str(node.get("original_file_path") or ""),
+        patch_path=patch.split("://", 1)[-1] if patch else "",
+        tags=frozenset(node.get("tags") or ()) if "tags" in node else None,
+        config=dict(config),
+        depends_on=tuple(deps),
+        source_name=str(node.get("source_name") or ""),
+        version=_text(node.get("version")),
+        latest_version=_text(node.get("latest_version")),
+        access=_text(node.get("access")),
+        group=_text(config.get("group")),
+        test_name=_text(test_metadata.get("name"))
+        if kind == "test"
+        else (node.get("name") if kind == "unit_test" else None),
+        generic_test=kind == "test" and bool(test_metadata),
+        empty=section == "nodes" and kind in _COMPILED and isinstance(raw_code, str) and not raw_code.strip(),
+        selectable=kind in LIST_TYPES,
+    )

@@ -111,9 +111,7 @@ class Settings:
 def _with_vars(
     translator: DbtTranslator, dbt_vars: Mapping[str, Any] | None, env: Mapping[str, str] | None
 ) -> DbtTranslator:
-    translator.vars = dict(dbt_vars or {})
-    translator.env = dict(env if env is not None else os.environ)  # what dbt's env_var() reads
-    return translator
+    return translator.bound(vars=dbt_vars or {}, env=env if env is not None else os.environ)  # env: dbt's env_var()
 
 
 _CACHE: dict[Path, tuple[int, Settings]] = {}

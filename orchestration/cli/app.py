@@ -29,6 +29,7 @@ from orchestration.cli.common import (
     app,
     console,
 )
+from orchestration.engine.request import RunRequest
 
 __all__ = ["app", "main"]
 
@@ -240,11 +241,9 @@ def materialize(
     project = _project(project_dir, dbt_project, profiles_dir)
     resolved = _target(project, target)
     options = _options(vars, full_refresh=full_refresh, threads=threads)
-    _run_flow(
-        project,
-        resolved,
-        selection=[*(selection or []), *(select or [])] or None,
-        exclude=exclude or None,
+    request = RunRequest.of(
+        [*(selection or []), *(select or [])],
+        exclude,
         retries=retries,
         retry_delay=retry_delay,
         vars=dict(options.vars),
@@ -256,6 +255,7 @@ def materialize(
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
+    _run_flow(project, resolved, request)
 
 
 @app.command()
@@ -291,19 +291,16 @@ def retry(
         console.print(f"nothing to retry: run {last['run_id']} has no failed or skipped assets or unfinished checks")
         return
     console.print(todo.headline(last["run_id"], graph))
-    _run_flow(
-        project,
-        resolved,
-        selection=todo.selection(graph),
-        exclude=None,
-        retries=None,
+    request = RunRequest.of(
+        todo.selection(graph),
         vars=run_vars,
         full_refresh=flags.get("full_refresh", False) if full_refresh is None else full_refresh,
         threads=threads if threads is not None else flags.get("threads"),
-        rebuild=todo.rebuild,  # built whatever else holds; the rest of the selection runs only what is due
+        rebuild=tuple(todo.rebuild),  # built whatever else holds; the rest of the selection runs only what is due
         dbt_project=str(project.dbt_project_dir),
         profiles_dir=str(project.profiles_dir),
     )
+    _run_flow(project, resolved, request)
 
 
 @app.command()

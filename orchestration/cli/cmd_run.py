@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from orchestration.cli.console import RichReporter
     from orchestration.engine.report import MaterializeReport
+    from orchestration.engine.request import RunRequest
     from orchestration.prefect.local_server import LocalServer
     from orchestration.warehouse.targets import Target
 
@@ -59,7 +60,7 @@ def ensure_demo(project: Project) -> bool:
     return True
 
 
-def _run_flow(project: Project, resolved: Target, **parameters: Any) -> None:
+def _run_flow(project: Project, resolved: Target, request: RunRequest) -> None:
     """Run the materialize flow with progress bars, print its summary, exit non-zero when it failed
     (128 + the signal's number when a signal interrupted it)."""
     from orchestration.core import interrupts
@@ -70,7 +71,7 @@ def _run_flow(project: Project, resolved: Target, **parameters: Any) -> None:
         ensure_demo(project)
     interrupts.on_exit(_release)  # a second signal ends the process at once: still without leaked semaphores
     with _prefect_settings(server):
-        _run_and_report(project, resolved, server, parameters)
+        _run_and_report(project, resolved, server, request)
 
 
 def _check_settings(project: Project) -> None:
@@ -99,12 +100,12 @@ def _prefect_settings(server: LocalServer | None) -> Iterator[None]:
         yield
 
 
-def _run_and_report(project: Project, resolved: Target, server: LocalServer | None, parameters: dict[str, Any]) -> None:
+def _run_and_report(project: Project, resolved: Target, server: LocalServer | None, request: RunRequest) -> None:
     from orchestration.core import interrupts
 
     try:
         with interrupts.interruptible():
-            state = _flow_state(project, resolved, server, parameters)
+            state = _flow_state(project, resolved, server, request)
     except interrupts.Interrupted as exc:  # before the run started or after it ended: nothing to record
         console.print(f"[red]interrupted by {exc.name}[/] before the run could record anything; nothing changed")
         if server is not None:
@@ -170,9 +171,7 @@ def _run_and_report(project: Project, resolved: Target, server: LocalServer | No
     _finish(report, 0 if report.ok else 1, server)
 
 
-def _flow_state(
-    project: Project, resolved: Target, server: LocalServer | None, parameters: dict[str, Any]
-) -> State[Any]:
+def _flow_state(project: Project, resolved: Target, server: LocalServer | None, request: RunRequest) -> State[Any]:
     """The materialize flow's final state, with progress bars (the local server must answer first)."""
     from orchestration.cli.console import RichReporter
     from orchestration.engine.progress import set_reporter
@@ -183,7 +182,7 @@ def _flow_state(
     try:
         with progress:
             if server is not None:  # it boots on the other core meanwhile: dbt parses, Prefect is imported
-                _parse_ahead(project, resolved, parameters, reporter)
+                _parse_ahead(project, resolved, request, reporter)
                 reporter.phase("start local Prefect API")
                 server.wait()
                 reporter.done()
@@ -192,13 +191,13 @@ def _flow_state(
 
             with cli_heartbeats():  # the run's end does not wait on Prefect's heartbeat thread
                 return materialize_flow(
-                    target=resolved.name, project_dir=str(project.root), return_state=True, **parameters
+                    target=resolved.name, project_dir=str(project.root), return_state=True, **request.flow_parameters()
                 )
     finally:
         set_reporter(None)
 
 
-def _parse_ahead(project: Project, resolved: Target, parameters: dict[str, Any], reporter: RichReporter) -> None:
+def _parse_ahead(project: Project, resolved: Target, request: RunRequest, reporter: RichReporter) -> None:
     """The run's ``dbt parse``, while the local Prefect server starts (~6.5 s, most of it on the other core): the flow
     takes this manifest when no input changed since (``executor.parse_ahead``). A parse that fails here is left
     to the flow, which fails the same way and records it as the run's own failure."""
@@ -206,7 +205,7 @@ def _parse_ahead(project: Project, resolved: Target, parameters: dict[str, Any],
 
     reporter.phase("parse dbt project")
     try:  # a parse depends on the run's --vars alone (its key and its dbt arguments)
-        parse_ahead(project, resolved, DbtOptions(vars=parameters.get("vars") or {}))
+        parse_ahead(project, resolved, DbtOptions(vars=request.vars))
     except Exception:  # the flow parses again, fails the same way and reports it
         pass
     import orchestration.prefect.flow  # noqa: F401  (Prefect's import, ~1.5 s, also while the server starts)

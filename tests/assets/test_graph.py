@@ -203,3 +203,15 @@ def test_a_config_that_is_not_a_mapping_is_a_manifest_error_naming_the_node() ->
     )
     with pytest.raises(ManifestError, match=r"(?s)dbt parse.*test\.p\.unique_regions_id"):
         build_asset_graph(manifest=manifest)
+
+
+def test_reading_a_manifest_never_changes_the_translator_it_is_given() -> None:
+    """One project translator serves every reader and run: reading a manifest binds its macros on a copy."""
+    from assets.dbt_manifest import DbtTranslator, read_manifest
+
+    translator = DbtTranslator().bound(vars={"x": 1}, env={"X": "p1"})
+    manifest = {**_manifest({"seed.p.regions": {"alias": "regions", "resource_type": "seed"}}), "macros": {"m": {}}}
+    read_manifest(manifest, translator)
+    assert translator.macros == {} and translator.vars == {"x": 1} and translator.env == {"X": "p1"}
+    bound = translator.bound(macros={"m": {}})
+    assert bound is not translator and bound.macros == {"m": {}} and bound.vars == {"x": 1}
