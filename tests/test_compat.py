@@ -119,6 +119,13 @@ def test_multiprocessing_still_has_the_exit_hook_the_fast_exit_runs() -> None:
     assert callable(getattr(multiprocessing.util, "_exit_function", None))
 
 
+def test_python_still_runs_the_exit_hooks_the_test_zygote_runs_in_each_fork() -> None:
+    """tests/zygote.py ends each forked CLI run with the interpreter's exit hooks, then ``os._exit``."""
+    import atexit
+
+    assert callable(getattr(atexit, "_run_exitfuncs", None))
+
+
 def test_sqlalchemy_still_releases_pooled_connections_through_the_named_functions() -> None:
     import sqlalchemy.pool.base as pool_base
 

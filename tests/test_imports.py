@@ -128,15 +128,3 @@ def missing(known: dict[str, Path]) -> list[str]:
 
 def test_every_import_of_our_own_modules_names_one_that_exists() -> None:
     assert missing(modules()) == []
-
-
-def test_the_bottom_packages_never_import_orchestration() -> None:
-    known = modules()
-    upward = sorted(
-        f"{name} imports {target}"
-        for name, path in known.items()
-        if not name.startswith("orchestration")
-        for target in imports(name, path, known)
-        if target.startswith("orchestration")
-    )
-    assert upward == []

@@ -36,6 +36,15 @@ PRELOAD = (
 )
 
 
+def run_exit_hooks() -> None:
+    """What the interpreter's exit runs (``atexit``: a local Prefect server's stop, Prefect's and dbt's own hooks)
+    before the child ends with ``os._exit``, as a process that returns would. ``atexit._run_exitfuncs`` is private
+    and the only such name here: ``tests/test_compat.py`` fails when Python moves it."""
+    import atexit
+
+    atexit._run_exitfuncs()  # type: ignore[attr-defined]
+
+
 def _child(request: dict, protocol: tuple[int, int]) -> None:  # pragma: no cover - runs in the fork
     code = 1
     try:
@@ -78,9 +87,7 @@ def _child(request: dict, protocol: tuple[int, int]) -> None:  # pragma: no cove
 
         traceback.print_exc()
     try:
-        import atexit
-
-        atexit._run_exitfuncs()
+        run_exit_hooks()
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
